@@ -1,0 +1,49 @@
+/**
+ * Every error this library creates is a PolarLogoutError with a stable `code`, so callers branch on codes,
+ * never on messages. Messages say what went wrong and what to do; they never carry a token, the client
+ * secret or a session id, and no error from a dependency (axios errors hold the request body) is attached.
+ */
+
+export type PolarLogoutErrorCode =
+  /** An option passed to polarLogout(), createPolarRevoker() or createRevocationOutbox() is invalid. */
+  | 'INVALID_OPTION'
+  /** `req.session` is missing or has no destroy(): express-session is not mounted before the handler. */
+  | 'SESSION_UNAVAILABLE'
+  /** The app's getTokens() threw or rejected; the session was kept. */
+  | 'GET_TOKENS_FAILED'
+  /** A token could not be revoked at Polar and `onRevocationFailure` is `'fail'`; the session was kept. */
+  | 'REVOCATION_FAILED'
+  /** The session store failed to destroy the session; the user is not logged out. */
+  | 'SESSION_DESTROY_FAILED';
+
+const DEFAULT_STATUS: Record<PolarLogoutErrorCode, number> = {
+  INVALID_OPTION: 500,
+  SESSION_UNAVAILABLE: 500,
+  GET_TOKENS_FAILED: 500,
+  REVOCATION_FAILED: 502,
+  SESSION_DESTROY_FAILED: 500,
+};
+
+export class PolarLogoutError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: PolarLogoutErrorCode;
+  /** HTTP status an error handler should answer with (Express's default handler reads `status`). */
+  readonly status: number;
+  /** Same as `status`, for error handlers that read `statusCode`. */
+  readonly statusCode: number;
+  /** Express's default handler hides the message of 5xx errors unless `expose` is true. */
+  readonly expose = false;
+
+  constructor(code: PolarLogoutErrorCode, message: string) {
+    super(message);
+    this.name = 'PolarLogoutError';
+    this.code = code;
+    this.status = DEFAULT_STATUS[code];
+    this.statusCode = this.status;
+  }
+}
+
+/** Thrown at construction for a bad option; the message names the option and never echoes a secret. */
+export function invalidOption(option: string, problem: string): PolarLogoutError {
+  return new PolarLogoutError('INVALID_OPTION', `express-polar-logout: option \`${option}\` ${problem}`);
+}

@@ -1,0 +1,140 @@
+/**
+ * polarLogout(): guard, read tokens, revoke both in parallel, tear the session down, audit, answer.
+ * Everything that can be decided from the options is decided here, once; the handler only runs the line.
+ */
+import { performance } from 'node:perf_hooks';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import createDebug from 'debug';
+import { buildLogoutEvent, hashSessionId, runAuditHook } from './audit';
+import { PolarLogoutError } from './errors';
+import { createGuard } from './guard';
+import { resolveLogoutConfig } from './options';
+import { createRedirectResolver } from './redirect';
+import { buildRevoker, isRetryableFailure } from './revoker';
+import { cookieAttributesOf, clearSessionCookie, destroySession, sessionOf } from './teardown';
+import { normaliseTokens, readSessionTokens, type NormalisedTokens } from './tokens';
+import type { LogoutEvent, PolarLogoutOptions, RevocationResult, TokenOutcome, TokenTypeHint } from './types';
+
+const debug = createDebug('express-polar-logout');
+
+export interface PolarLogoutHandler extends RequestHandler {
+  /** Closes the keep-alive connections to Polar (for graceful shutdown and tests). */
+  close(): void;
+}
+
+export function polarLogout<Req extends Request = Request>(options: PolarLogoutOptions<Req>): PolarLogoutHandler {
+  const config = resolveLogoutConfig(options);
+  const revoker = buildRevoker(config);
+  const guard = createGuard(config.methods, config.allowedRedirectOrigins);
+  const resolveRedirect = createRedirectResolver(config.redirectTo, config.returnToParam, config.allowedRedirectOrigins);
+  const getTokens = config.getTokens ?? (readSessionTokens as (req: Req) => ReturnType<typeof readSessionTokens>);
+  const { outbox, onLogout, onRevocationFailure, cookieName, timeoutMs } = config;
+
+  /** Hands failures that may pass to the outbox; marks them `queued` (or reports why not). */
+  async function queueFailures(tokens: NormalisedTokens, result: RevocationResult, sessionIdHash?: string): Promise<void> {
+    if (!outbox) return;
+    const pending: Promise<void>[] = [];
+    const queue = (token: string | undefined, hint: TokenTypeHint, outcome: TokenOutcome): void => {
+      if (token === undefined || outcome.status !== 'failed' || !isRetryableFailure(outcome.error)) return;
+      pending.push(
+        outbox.enqueue(token, hint, { sessionIdHash }).then(
+          () => void (outcome.queued = true),
+          (err: unknown) => {
+            outcome.queued = false;
+            debug('could not queue the %s for later revocation: %s', hint, err instanceof PolarLogoutError ? err.code : 'outbox error');
+          },
+        ),
+      );
+    };
+    queue(tokens.accessToken, 'access_token', result.accessToken);
+    queue(tokens.refreshToken, 'refresh_token', result.refreshToken);
+    await Promise.all(pending);
+  }
+
+  async function logout(req: Req, res: Response, next: NextFunction): Promise<void> {
+    const session = sessionOf(req);
+    if (!session) {
+      next(
+        new PolarLogoutError(
+          'SESSION_UNAVAILABLE',
+          'req.session is missing or has no destroy(): mount express-session before polarLogout().',
+        ),
+      );
+      return;
+    }
+    const startedAt = performance.now();
+    const startedAtMs = Date.now();
+    const sessionIdHash = hashSessionId((req as { sessionID?: unknown }).sessionID);
+
+    let tokens: NormalisedTokens;
+    try {
+      tokens = normaliseTokens(await getTokens(req));
+    } catch (err) {
+      debug('getTokens failed: %s', err instanceof Error ? err.name : typeof err);
+      next(new PolarLogoutError('GET_TOKENS_FAILED', 'getTokens() threw or rejected; the session was kept. Run with DEBUG=express-polar-logout for details.'));
+      return;
+    }
+    const redirectTo = resolveRedirect(req);
+    const revocation = await revoker.revoke(tokens);
+    const failed = revocation.accessToken.status === 'failed' || revocation.refreshToken.status === 'failed';
+
+    const finish = async (event: LogoutEvent, error?: PolarLogoutError): Promise<void> => {
+      await runAuditHook(onLogout, event, req, timeoutMs);
+      if (error) return next(error);
+      answer(req, res, redirectTo, revocation);
+    };
+
+    if (failed && onRevocationFailure === 'fail') {
+      res.setHeader('Cache-Control', 'no-store');
+      const event = buildLogoutEvent(req, {
+        startedAt, startedAtMs, revocation, redirectTo, sessionDestroyed: false, sessionIdHash,
+        error: { code: 'REVOCATION_FAILED' },
+      });
+      return finish(
+        event,
+        new PolarLogoutError('REVOCATION_FAILED', 'Polar did not confirm the token revocation; the session was kept so the user can try again.'),
+      );
+    }
+    if (failed) await queueFailures(tokens, revocation, sessionIdHash);
+
+    const cookie = cookieAttributesOf(session);
+    try {
+      await destroySession(session);
+    } catch (err) {
+      debug('the session store failed to destroy the session: %s', err instanceof Error ? err.name : typeof err);
+      res.setHeader('Cache-Control', 'no-store');
+      const event = buildLogoutEvent(req, {
+        startedAt, startedAtMs, revocation, redirectTo, sessionDestroyed: false, sessionIdHash,
+        error: { code: 'SESSION_DESTROY_FAILED' },
+      });
+      return finish(
+        event,
+        new PolarLogoutError('SESSION_DESTROY_FAILED', 'The session store failed to destroy the session; the user is not logged out. Check the store.'),
+      );
+    }
+    clearSessionCookie(res, cookieName, cookie);
+    const event = buildLogoutEvent(req, { startedAt, startedAtMs, revocation, redirectTo, sessionDestroyed: true, sessionIdHash });
+    return finish(event);
+  }
+
+  const handler = ((req: Request, res: Response, next: NextFunction): void => {
+    const verdict = guard.check(req);
+    if (verdict !== 'allow') return guard.refuse(verdict, req, res);
+    logout(req as Req, res, next).catch(next);
+  }) as PolarLogoutHandler;
+  handler.close = () => revoker.close();
+  return handler;
+}
+
+/** 303 to the target for browsers; JSON for clients that prefer it (fetch with Accept: application/json). */
+function answer(req: Request, res: Response, redirectTo: string, revocation: RevocationResult): void {
+  if (req.accepts(['html', 'json']) === 'json') {
+    res.status(200).json({
+      loggedOut: true,
+      redirectTo,
+      revocation: { accessToken: revocation.accessToken.status, refreshToken: revocation.refreshToken.status },
+    });
+    return;
+  }
+  res.redirect(303, redirectTo);
+}

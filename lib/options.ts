@@ -1,0 +1,267 @@
+/**
+ * Options are checked once, at construction, and turned into a fully defaulted config so that the
+ * per-request path never re-validates. Every message names the option and says what to do; none echoes
+ * a secret (baseUrl is never echoed either: it may hold credentials).
+ */
+import { invalidOption } from './errors';
+import type {
+  ClientAuthMethod,
+  PolarClientOptions,
+  PolarLogoutOptions,
+  PolarRevokerOptions,
+  TokenPair,
+} from './types';
+import type { Request } from 'express';
+
+export const POLAR_SERVERS = {
+  production: 'https://api.polar.sh',
+  sandbox: 'https://sandbox-api.polar.sh',
+} as const;
+
+export const REVOKE_PATH = '/v1/oauth2/revoke';
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
+
+export interface ClientConfig {
+  clientId: string;
+  clientSecret: string;
+  /** Full URL of the revocation endpoint. */
+  revokeUrl: string;
+  clientAuth: ClientAuthMethod;
+}
+
+export interface RevokerConfig extends ClientConfig {
+  timeoutMs: number;
+  retries: number;
+}
+
+export interface LogoutConfig<Req extends Request = Request> extends RevokerConfig {
+  getTokens: ((req: Req) => TokenPair | Promise<TokenPair>) | undefined;
+  redirectTo: string;
+  returnToParam: string;
+  allowedRedirectOrigins: ReadonlySet<string>;
+  onRevocationFailure: 'continue' | 'fail';
+  onLogout: PolarLogoutOptions<Req>['onLogout'];
+  cookieName: string;
+  methods: readonly string[];
+  outbox: PolarLogoutOptions<Req>['outbox'];
+}
+
+const CLIENT_KEYS = ['clientId', 'clientSecret', 'server', 'baseUrl', 'clientAuth'] as const;
+const REVOKER_KEYS = [...CLIENT_KEYS, 'timeoutMs', 'retries'] as const;
+const LOGOUT_KEYS = [
+  ...REVOKER_KEYS,
+  'getTokens',
+  'redirectTo',
+  'returnToParam',
+  'allowedRedirectOrigins',
+  'onRevocationFailure',
+  'onLogout',
+  'cookieName',
+  'methods',
+  'outbox',
+] as const;
+
+/** Rejects options this library does not know: a misspelt option must not silently fall back to a default. */
+export function rejectUnknownKeys(options: object, known: readonly string[], factory: string): void {
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw invalidOption(key, `is not an option of ${factory}(). Known options: ${known.join(', ')}.`);
+    }
+  }
+}
+
+function requireObject(options: unknown, factory: string): asserts options is Record<string, unknown> {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw invalidOption('options', `must be an object, as in ${factory}({ clientId, clientSecret }).`);
+  }
+}
+
+function requireNonEmptyString(value: unknown, option: string, hint: string): string {
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw invalidOption(option, `is required and must be a non-empty string (${hint}).`);
+  }
+  return value;
+}
+
+function optionalInteger(value: unknown, option: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalidOption(option, `must be an integer from ${min} to ${max}.`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(value: unknown, option: string, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw invalidOption(option, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}.`);
+  }
+  return value as T;
+}
+
+function optionalFunction<F>(value: unknown, option: string): F | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'function') throw invalidOption(option, 'must be a function.');
+  return value as F;
+}
+
+/** The base URL of the revocation endpoint, https unless loopback so the secret never travels in clear. */
+function resolveBaseUrl(server: unknown, baseUrl: unknown): string {
+  if (baseUrl === undefined) {
+    const name = oneOf(server, 'server', ['production', 'sandbox'] as const, 'production');
+    return POLAR_SERVERS[name];
+  }
+  if (typeof baseUrl !== 'string' || baseUrl === '') {
+    throw invalidOption('baseUrl', 'must be a non-empty URL string such as https://api.polar.sh.');
+  }
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    throw invalidOption('baseUrl', 'is not a valid absolute URL (expected e.g. https://api.polar.sh).');
+  }
+  if (url.username || url.password) {
+    throw invalidOption('baseUrl', 'must not contain credentials; pass clientId and clientSecret instead.');
+  }
+  if (url.search || url.hash) {
+    throw invalidOption('baseUrl', 'must not have a query or fragment.');
+  }
+  const loopback = LOOPBACK_HOSTS.has(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+    throw invalidOption(
+      'baseUrl',
+      `must use https (got ${url.protocol}//${url.host}); plain http is only allowed for loopback hosts ` +
+        '(127.0.0.1, ::1, localhost), so that the client secret never travels in clear.',
+    );
+  }
+  return url.href.replace(/\/+$/, '');
+}
+
+export function resolveClientConfig(options: PolarClientOptions): ClientConfig {
+  const clientId = requireNonEmptyString(options.clientId, 'clientId', 'your Polar OAuth2 client id');
+  const clientSecret = requireNonEmptyString(
+    options.clientSecret,
+    'clientSecret',
+    'your Polar OAuth2 client secret; read it from the environment, never commit it',
+  );
+  return {
+    clientId,
+    clientSecret,
+    revokeUrl: resolveBaseUrl(options.server, options.baseUrl) + REVOKE_PATH,
+    clientAuth: oneOf(
+      options.clientAuth,
+      'clientAuth',
+      ['client_secret_post', 'client_secret_basic'] as const,
+      'client_secret_post',
+    ),
+  };
+}
+
+function resolveRevokerFields(options: PolarRevokerOptions): RevokerConfig {
+  return {
+    ...resolveClientConfig(options),
+    timeoutMs: optionalInteger(options.timeoutMs, 'timeoutMs', 5000, 1, 120_000),
+    retries: optionalInteger(options.retries, 'retries', 1, 0, 10),
+  };
+}
+
+export function resolveRevokerConfig(options: PolarRevokerOptions): RevokerConfig {
+  requireObject(options, 'createPolarRevoker');
+  rejectUnknownKeys(options, REVOKER_KEYS, 'createPolarRevoker');
+  return resolveRevokerFields(options);
+}
+
+/** Client options alone, for factories (the outbox) that add their own keys and check them themselves. */
+export const CLIENT_OPTION_KEYS: readonly string[] = CLIENT_KEYS;
+
+/** Normalises an origin option entry to `scheme://host[:port]`, refusing anything with a path or credentials. */
+function normaliseOrigin(value: unknown, index: number): string {
+  const option = `allowedRedirectOrigins[${index}]`;
+  if (typeof value !== 'string') throw invalidOption(option, 'must be a string such as https://app.example.com.');
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw invalidOption(option, `is not an origin (expected e.g. https://app.example.com, got "${value}").`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw invalidOption(option, `must be an http(s) origin (got "${value}").`);
+  }
+  if (url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) {
+    throw invalidOption(option, `must be an origin only: scheme, host and port, no path (got "${value}").`);
+  }
+  return url.origin;
+}
+
+const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const COOKIE_NAME = HTTP_TOKEN;
+// A conservative check on the fallback target: a path on this site or an absolute http(s) URL, no controls.
+const CONTROL_OR_SPACE = /[\u0000-\u0020\u007f-\u009f\\]/;
+
+function resolveRedirectTo(value: unknown): string {
+  if (value === undefined) return '/';
+  if (typeof value !== 'string' || value === '' || CONTROL_OR_SPACE.test(value)) {
+    throw invalidOption('redirectTo', 'must be a path such as "/" or an absolute http(s) URL, without spaces.');
+  }
+  if (value.startsWith('/')) {
+    if (value.startsWith('//')) {
+      throw invalidOption('redirectTo', 'must not start with "//" (that is another site); use an absolute URL.');
+    }
+    return value;
+  }
+  try {
+    const url = new URL(value);
+    if (url.protocol === 'https:' || url.protocol === 'http:') return url.href;
+  } catch {
+    // fall through to the error below
+  }
+  throw invalidOption('redirectTo', 'must be a path starting with "/" or an absolute http(s) URL.');
+}
+
+function resolveMethods(value: unknown): readonly string[] {
+  if (value === undefined) return ['POST'];
+  if (!Array.isArray(value) || value.length === 0) {
+    throw invalidOption('methods', 'must be a non-empty array of HTTP methods such as ["POST"].');
+  }
+  const methods = value.map((m: unknown, i) => {
+    if (typeof m !== 'string' || !HTTP_TOKEN.test(m)) throw invalidOption(`methods[${i}]`, 'must be an HTTP method name.');
+    return m.toUpperCase();
+  });
+  return [...new Set(methods)];
+}
+
+export function resolveLogoutConfig<Req extends Request>(options: PolarLogoutOptions<Req>): LogoutConfig<Req> {
+  requireObject(options, 'polarLogout');
+  rejectUnknownKeys(options, LOGOUT_KEYS, 'polarLogout');
+
+  const origins = options.allowedRedirectOrigins;
+  if (origins !== undefined && !Array.isArray(origins)) {
+    throw invalidOption('allowedRedirectOrigins', 'must be an array of origins such as ["https://app.example.com"].');
+  }
+  const cookieName = options.cookieName ?? 'connect.sid';
+  if (typeof cookieName !== 'string' || !COOKIE_NAME.test(cookieName)) {
+    throw invalidOption('cookieName', 'must be the session cookie name given to express-session (e.g. "connect.sid").');
+  }
+  const returnToParam = options.returnToParam ?? 'returnTo';
+  if (typeof returnToParam !== 'string' || returnToParam === '') {
+    throw invalidOption('returnToParam', 'must be a non-empty string such as "returnTo".');
+  }
+  const outbox = options.outbox;
+  if (outbox !== undefined && (typeof outbox !== 'object' || outbox === null || typeof outbox.enqueue !== 'function')) {
+    throw invalidOption('outbox', 'must be the object returned by createRevocationOutbox().');
+  }
+
+  return {
+    ...resolveRevokerFields(options),
+    getTokens: optionalFunction(options.getTokens, 'getTokens'),
+    redirectTo: resolveRedirectTo(options.redirectTo),
+    returnToParam,
+    allowedRedirectOrigins: new Set((origins ?? []).map(normaliseOrigin)),
+    onRevocationFailure: oneOf(options.onRevocationFailure, 'onRevocationFailure', ['continue', 'fail'] as const, 'continue'),
+    onLogout: optionalFunction(options.onLogout, 'onLogout'),
+    cookieName,
+    methods: resolveMethods(options.methods),
+    outbox,
+  };
+}

@@ -1,0 +1,139 @@
+import type { Request } from 'express';
+
+/** Which Polar environment to talk to. */
+export type PolarServer = 'production' | 'sandbox';
+
+/** How the client authenticates at the revocation endpoint (RFC 6749 §2.3.1). */
+export type ClientAuthMethod = 'client_secret_post' | 'client_secret_basic';
+
+/** The RFC 7009 `token_type_hint` values. */
+export type TokenTypeHint = 'access_token' | 'refresh_token';
+
+/** The user's tokens as the app stored them. Missing, empty or non-string values mean "no such token". */
+export interface TokenPair {
+  accessToken?: unknown;
+  refreshToken?: unknown;
+}
+
+/** Options shared by everything that talks to Polar's revocation endpoint. */
+export interface PolarClientOptions {
+  /** The Polar OAuth2 client id. Required. */
+  clientId: string;
+  /** The Polar OAuth2 client secret. Required; never logged, never put in an error. */
+  clientSecret: string;
+  /** `'production'` (https://api.polar.sh, the default) or `'sandbox'` (https://sandbox-api.polar.sh). */
+  server?: PolarServer;
+  /**
+   * Overrides `server`: a local stand-in or a proxy. Must be https unless the host is loopback
+   * (127.0.0.1, ::1, localhost), so that the client secret never travels in clear.
+   */
+  baseUrl?: string;
+  /** How credentials are sent: in the form body (as Polar documents, the default) or as HTTP Basic. */
+  clientAuth?: ClientAuthMethod;
+}
+
+/** Options of the standalone revocation client. */
+export interface PolarRevokerOptions extends PolarClientOptions {
+  /** Total budget in ms for one revoke() call, retries included. Default 5000. */
+  timeoutMs?: number;
+  /** Extra attempts for network errors, 429 and 5xx (honouring Retry-After within the budget). Default 1. */
+  retries?: number;
+}
+
+/** Why a token's revocation failed. Codes are stable. */
+export type RevocationErrorCode =
+  /** The time budget ran out before Polar answered. */
+  | 'TIMEOUT'
+  /** The request was cancelled by the caller's AbortSignal. */
+  | 'ABORTED'
+  /** Polar could not be reached (refused, reset, DNS failure, TLS failure). */
+  | 'NETWORK_ERROR'
+  /** Polar answered 429. */
+  | 'RATE_LIMITED'
+  /** Polar answered 5xx. */
+  | 'SERVER_ERROR'
+  /** Polar rejected the client credentials (`invalid_client`): check clientId and clientSecret. */
+  | 'INVALID_CLIENT'
+  /** Polar answered another 4xx: the request was refused and will not succeed if repeated. */
+  | 'REJECTED'
+  /** Something answered 200 with an HTML page or a redirect: baseUrl does not point at Polar's API. */
+  | 'UNEXPECTED_RESPONSE';
+
+/** What went wrong, with nothing secret in it. */
+export interface RevocationError {
+  code: RevocationErrorCode;
+  /** The HTTP status Polar answered with, when it answered. */
+  httpStatus?: number;
+}
+
+/** The outcome of one token's revocation. */
+export interface TokenOutcome {
+  /** `revoked`: Polar confirmed (200); `absent`: there was no token; `failed`: see `error`. */
+  status: 'revoked' | 'absent' | 'failed';
+  /** HTTP attempts made (0 when absent). */
+  attempts: number;
+  /** Time spent on this token in ms. */
+  durationMs: number;
+  /** Present when `status` is `failed`. */
+  error?: RevocationError;
+  /** Present when the failed token was handed to a revocation outbox to be retried after the response. */
+  queued?: boolean;
+}
+
+/** The outcome of revoking a token pair. */
+export interface RevocationResult {
+  accessToken: TokenOutcome;
+  refreshToken: TokenOutcome;
+}
+
+/** The audit event handed to `onLogout` for every logout attempt that reached Polar's step. */
+export interface LogoutEvent {
+  /** When the logout started (ISO 8601). */
+  at: string;
+  /** True when the user is logged out: session destroyed and a success answer is about to be sent. */
+  loggedOut: boolean;
+  /** Whether the session was destroyed in its store. */
+  sessionDestroyed: boolean;
+  /** Per-token revocation outcomes. */
+  revocation: RevocationResult;
+  /** Where the user is sent. */
+  redirectTo: string;
+  /** Time from the start of the logout to the audit call, in ms. */
+  durationMs: number;
+  /** `req.ip` (honours Express's `trust proxy`). */
+  ip: string | undefined;
+  /** The User-Agent header. */
+  userAgent: string | undefined;
+  /** First 16 hex characters of SHA-256(session id): correlates events without revealing the id. */
+  sessionIdHash: string | undefined;
+  /** Why the logout did not complete, when `loggedOut` is false. */
+  error?: { code: 'REVOCATION_FAILED' | 'SESSION_DESTROY_FAILED' };
+}
+
+/** What the middleware needs from a revocation outbox (see createRevocationOutbox). */
+export interface RevocationQueue {
+  /** Queue a token whose revocation failed for a reason that may pass. Resolves once the job is stored. */
+  enqueue(token: string, hint: TokenTypeHint, context: { sessionIdHash?: string }): Promise<void>;
+}
+
+/** Options of polarLogout(). */
+export interface PolarLogoutOptions<Req extends Request = Request> extends PolarRevokerOptions {
+  /** Reads the user's tokens. Default: `req.session.accessToken` and `req.session.refreshToken`. */
+  getTokens?: (req: Req) => TokenPair | Promise<TokenPair>;
+  /** Where users land after logout: a path on this site or an absolute http(s) URL. Default `'/'`. */
+  redirectTo?: string;
+  /** Query or parsed-body field naming where to land instead; honoured only when safe. Default `'returnTo'`. */
+  returnToParam?: string;
+  /** Origins (`https://app.example.com`) that absolute returnTo URLs may point at; also trusted as request Origins. */
+  allowedRedirectOrigins?: readonly string[];
+  /** `'continue'` (default): log out locally anyway; `'fail'`: keep the session and pass REVOCATION_FAILED to next(). */
+  onRevocationFailure?: 'continue' | 'fail';
+  /** Audit hook, awaited (at most timeoutMs) before the answer; its errors are reported through `debug` only. */
+  onLogout?: (event: LogoutEvent, req: Req) => void | Promise<void>;
+  /** The session cookie's name, as given to express-session. Default `'connect.sid'`. */
+  cookieName?: string;
+  /** HTTP methods that log out. Others get 405 with an Allow header. Default `['POST']`. */
+  methods?: readonly string[];
+  /** Failed tokens (network, timeout, 429, 5xx) are handed to this outbox to be revoked after the response. */
+  outbox?: RevocationQueue;
+}
