@@ -21,6 +21,6 @@ export function normaliseTokens(pair: TokenPair | null | undefined): NormalisedT
 
 /** The default getTokens: `req.session.accessToken` and `req.session.refreshToken`. */
 export function readSessionTokens(req: Request): TokenPair {
-  const session = (req as { session?: Record<string, unknown> }).session;
+  const session = (req as unknown as { session?: Record<string, unknown> }).session;
   return session ? { accessToken: session.accessToken, refreshToken: session.refreshToken } : {};
 }

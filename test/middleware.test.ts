@@ -1,0 +1,639 @@
+import session from 'express-session';
+import request from 'supertest';
+import express from 'express';
+import { polarLogout, PolarLogoutError, type LogoutEvent, type RevocationQueue, type TokenTypeHint } from '../lib';
+import { capture, cookieHeader, createHarness, type Harness, sleep } from './support/harness';
+
+const harnesses: Harness[] = [];
+async function harness(...args: Parameters<typeof createHarness>): Promise<Harness> {
+  const h = await createHarness(...args);
+  harnesses.push(h);
+  return h;
+}
+afterEach(async () => {
+  await Promise.all(harnesses.splice(0).map((h) => h.close()));
+});
+
+function onlyEvent(h: Harness): LogoutEvent {
+  expect(h.events).toHaveLength(1);
+  return h.events[0]!;
+}
+
+describe('a logout that works', () => {
+  it('revokes both tokens with the right hints, destroys the session, clears the cookie and redirects 303', async () => {
+    const h = await harness();
+    const { tokens, sessionId, cookie } = await h.login();
+    expect(await h.sessionIds()).toEqual([sessionId]);
+
+    const res = capture(h, await h.post(cookie).expect(303));
+
+    expect(res.headers.location).toBe('/');
+    expect(res.headers['cache-control']).toBe('no-store');
+    const cleared = cookieHeader(res).find((c) => c.startsWith('connect.sid='));
+    expect(cleared).toMatch(/^connect\.sid=; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax$/);
+    expect(await h.sessionIds()).toEqual([]);
+
+    expect(h.fake.isActive(tokens.accessToken)).toBe(false);
+    expect(h.fake.isActive(tokens.refreshToken)).toBe(false);
+    const calls = [...h.fake.calls].sort((a, b) => String(a.hint).localeCompare(String(b.hint)));
+    expect(calls.map((c) => [c.hint, c.token])).toEqual([
+      ['access_token', tokens.accessToken],
+      ['refresh_token', tokens.refreshToken],
+    ]);
+    for (const call of calls) {
+      expect(call.contentType).toBe('application/x-www-form-urlencoded');
+      expect(call.clientAuth).toBe('client_secret_post');
+      expect(call.authenticated).toBe(true);
+      expect(call.fields.sort()).toEqual(['client_id', 'client_secret', 'token', 'token_type_hint']);
+      expect(call.result).toBe(200);
+    }
+  });
+
+  it('sends both revocations at the same time (observed at the stand-in)', async () => {
+    const h = await harness();
+    h.fake.setLatency(300);
+    const { cookie } = await h.login();
+    const started = Date.now();
+    await h.post(cookie).expect(303);
+    const elapsed = Date.now() - started;
+
+    const [first, second] = [...h.fake.calls].sort((a, b) => a.receivedAt - b.receivedAt);
+    expect(h.fake.maxConcurrent).toBe(2);
+    // The second call arrived before the first was answered: they overlapped.
+    expect(second!.receivedAt).toBeLessThan(first!.answeredAt!);
+    // Sequential calls would take at least 600 ms.
+    expect(elapsed).toBeLessThan(600);
+  });
+
+  it('answers JSON to clients that prefer it', async () => {
+    const h = await harness();
+    const { cookie } = await h.login();
+    const res = capture(h, await h.post(cookie).set('Accept', 'application/json').expect(200));
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(res.body).toEqual({
+      loggedOut: true,
+      redirectTo: '/',
+      revocation: { accessToken: 'revoked', refreshToken: 'revoked' },
+    });
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(await h.sessionIds()).toEqual([]);
+  });
+
+  it('records a complete audit event with nothing secret in it', async () => {
+    const h = await harness();
+    const { sessionId, cookie } = await h.login();
+    await h.post(cookie).set('User-Agent', 'audit-test/1.0').expect(303);
+    const event = onlyEvent(h);
+    expect(event).toEqual({
+      at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      loggedOut: true,
+      sessionDestroyed: true,
+      revocation: {
+        accessToken: { status: 'revoked', attempts: 1, durationMs: expect.any(Number) },
+        refreshToken: { status: 'revoked', attempts: 1, durationMs: expect.any(Number) },
+      },
+      redirectTo: '/',
+      durationMs: expect.any(Number),
+      ip: expect.stringMatching(/127\.0\.0\.1|::1/),
+      userAgent: 'audit-test/1.0',
+      sessionIdHash: expect.stringMatching(/^[0-9a-f]{16}$/),
+    });
+    expect(event.sessionIdHash).not.toBe(sessionId.slice(0, 16));
+    expect(Math.abs(Date.parse(event.at) - Date.now())).toBeLessThan(10_000);
+  });
+
+  it('logs out cleanly with no call to Polar when the session holds no tokens', async () => {
+    const h = await harness();
+    const { cookie } = await h.login({ user: 'no-tokens' });
+    await h.post(cookie).expect(303);
+    expect(h.fake.calls).toHaveLength(0);
+    expect(await h.sessionIds()).toEqual([]);
+    expect(onlyEvent(h).revocation).toEqual({
+      accessToken: { status: 'absent', attempts: 0, durationMs: 0 },
+      refreshToken: { status: 'absent', attempts: 0, durationMs: 0 },
+    });
+  });
+
+  it('logs out cleanly with no call to Polar when there is no session at all', async () => {
+    const h = await harness();
+    const res = await h.post().expect(303);
+    expect(res.headers.location).toBe('/');
+    expect(h.fake.calls).toHaveLength(0);
+    expect(onlyEvent(h).loggedOut).toBe(true);
+  });
+
+  it.each([
+    ['a number', 42],
+    ['an object', { token: 'x' }],
+    ['an empty string', ''],
+    ['an array', ['x']],
+    ['a 9000-character string', 'x'.repeat(9000)],
+  ])('treats %s in the session as no token', async (_label, value) => {
+    const h = await harness();
+    const { tokens, cookie } = await h.login({ accessToken: value });
+    await h.post(cookie).expect(303);
+    expect(h.fake.calls).toHaveLength(0);
+    expect(onlyEvent(h).revocation.accessToken.status).toBe('absent');
+    expect(h.fake.isActive(tokens.accessToken)).toBe(true);
+    expect(await h.sessionIds()).toEqual([]);
+  });
+
+  it('sends only the token that exists', async () => {
+    const h = await harness();
+    const { tokens, cookie } = await h.login();
+    await h.post(cookie).expect(303); // burn the first pair
+    const second = await h.login();
+    h.fake.resetCalls();
+    const pair = h.fake.issueTokens();
+    const only = await h.login({ accessToken: pair.accessToken });
+    await h.post(only.cookie).expect(303);
+    expect(h.fake.calls.map((c) => c.hint)).toEqual(['access_token']);
+    expect(h.fake.isActive(pair.accessToken)).toBe(false);
+    expect(h.fake.isActive(pair.refreshToken)).toBe(true);
+    expect(h.events.at(-1)!.revocation.refreshToken.status).toBe('absent');
+    void tokens;
+    void second;
+  });
+
+  it('uses getTokens when given, and awaits it', async () => {
+    const pair = { accessToken: '', refreshToken: '' };
+    const h = await harness({
+      logout: {
+        getTokens: async (req) => {
+          await sleep(5);
+          return { accessToken: req.get('x-test-access'), refreshToken: pair.refreshToken };
+        },
+      },
+    });
+    Object.assign(pair, h.fake.issueTokens());
+    const { cookie } = await h.login({ user: 'elsewhere' });
+    await h.post(cookie).set('x-test-access', pair.accessToken).expect(303);
+    expect(h.fake.isActive(pair.accessToken)).toBe(false);
+    expect(h.fake.isActive(pair.refreshToken)).toBe(false);
+  });
+
+  it('authenticates with HTTP Basic when clientAuth is client_secret_basic', async () => {
+    const h = await harness({ logout: { clientAuth: 'client_secret_basic' } });
+    const { tokens, cookie } = await h.login();
+    await h.post(cookie).expect(303);
+    expect(h.fake.calls).toHaveLength(2);
+    for (const call of h.fake.calls) {
+      expect(call.clientAuth).toBe('client_secret_basic');
+      expect(call.authenticated).toBe(true);
+      expect(call.fields).not.toContain('client_secret');
+    }
+    expect(h.fake.isActive(tokens.accessToken)).toBe(false);
+  });
+
+  it('clears the cookie with the session cookie own name, path, domain and flags', async () => {
+    const h = await harness({
+      cookieName: 'app.sid',
+      cookie: { path: '/', domain: 'example.test', secure: false, httpOnly: true, sameSite: 'strict' },
+    });
+    const { cookie } = await h.login();
+    const res = await h.post(cookie.replace(/^connect\.sid/, 'app.sid')).expect(303);
+    const cleared = cookieHeader(res).find((c) => c.startsWith('app.sid='));
+    expect(cleared).toBe('app.sid=; Domain=example.test; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Strict');
+    expect(await h.sessionIds()).toEqual([]);
+  });
+
+  it('survives two logouts of the same session at once (a double click)', async () => {
+    const h = await harness();
+    const { tokens, cookie } = await h.login();
+    const [a, b] = await Promise.all([h.post(cookie), h.post(cookie)]);
+    expect(a.status).toBe(303);
+    expect(b.status).toBe(303);
+    expect(await h.sessionIds()).toEqual([]);
+    expect(h.fake.isActive(tokens.refreshToken)).toBe(false);
+  });
+});
+
+describe('the guard', () => {
+  it.each(['GET', 'PUT', 'DELETE', 'PATCH'])('answers %s with 405 and Allow, touching nothing', async (method) => {
+    const h = await harness({ mount: 'use' });
+    const { tokens, sessionId, cookie } = await h.login();
+    const res = capture(
+      h,
+      await (request(h.app) as unknown as Record<string, (p: string) => request.Test>)
+        [method.toLowerCase()]!('/logout')
+        .set('Cookie', cookie)
+        .expect(405),
+    );
+    expect(res.headers.allow).toBe('POST');
+    expect(cookieHeader(res)).toEqual([]);
+    expect(await h.sessionIds()).toEqual([sessionId]);
+    expect(h.fake.calls).toHaveLength(0);
+    expect(h.fake.isActive(tokens.accessToken)).toBe(true);
+    expect(h.events).toHaveLength(0);
+  });
+
+  it('answers HEAD with 405 when mounted with app.use', async () => {
+    const h = await harness({ mount: 'use' });
+    const { sessionId, cookie } = await h.login();
+    const res = await request(h.app).head('/logout').set('Cookie', cookie).expect(405);
+    expect(res.headers.allow).toBe('POST');
+    expect(await h.sessionIds()).toEqual([sessionId]);
+  });
+
+  it('accepts the methods it is configured with', async () => {
+    const h = await harness({ mount: 'use', logout: { methods: ['post', 'DELETE'] } });
+    const { cookie } = await h.login();
+    const res = await request(h.app).get('/logout').set('Cookie', cookie).expect(405);
+    expect(res.headers.allow).toBe('POST, DELETE');
+    await request(h.app).delete('/logout').set('Cookie', cookie).expect(303);
+    expect(await h.sessionIds()).toEqual([]);
+  });
+
+  it.each([
+    ['Sec-Fetch-Site: cross-site', { 'Sec-Fetch-Site': 'cross-site' }],
+    ['a foreign Origin', { Origin: 'https://evil.example' }],
+    ['Origin: null', { Origin: 'null' }],
+    ['a lookalike Origin', { Origin: 'http://127.0.0.1.evil.example' }],
+    ['a foreign Origin with same-origin Sec-Fetch-Site', { Origin: 'https://evil.example', 'Sec-Fetch-Site': 'same-origin' }],
+  ])('refuses %s with 403 before anything is touched', async (_label, headers) => {
+    const h = await harness();
+    const { tokens, sessionId, cookie } = await h.login();
+    const res = capture(h, await h.post(cookie).set(headers).expect(403));
+    expect(res.text).toMatch(/cross-site/i);
+    expect(cookieHeader(res)).toEqual([]);
+    expect(await h.sessionIds()).toEqual([sessionId]);
+    expect(h.fake.calls).toHaveLength(0);
+    expect(h.fake.isActive(tokens.accessToken)).toBe(true);
+    expect(h.events).toHaveLength(0);
+  });
+
+  it('answers refusals in JSON to JSON clients', async () => {
+    const h = await harness();
+    const res = await h.post().set({ Origin: 'https://evil.example', Accept: 'application/json' }).expect(403);
+    expect(res.body).toEqual({ error: 'cross_site_request', message: expect.any(String) });
+  });
+
+  it('accepts its own origin, an https origin on its own host, and allowlisted origins', async () => {
+    const h = await harness({ logout: { allowedRedirectOrigins: ['https://app.example.com'] } });
+    for (const origin of [undefined, 'own-http', 'own-https', 'https://app.example.com']) {
+      const { sessionId, cookie } = await h.login();
+      const host = 'logout.test:8080';
+      const test = h.post(cookie).set('Host', host);
+      if (origin === 'own-http') test.set('Origin', `http://${host}`);
+      else if (origin === 'own-https') test.set('Origin', `https://${host}`);
+      else if (origin) test.set({ Origin: origin, 'Sec-Fetch-Site': 'cross-site' });
+      await test.expect(303);
+      expect(await h.sessionIds()).not.toContain(sessionId);
+    }
+  });
+
+  it('refuses an http origin on its own host when the request came over https', async () => {
+    const h = await harness();
+    h.app.set('trust proxy', true);
+    const { sessionId, cookie } = await h.login();
+    await h.post(cookie).set({ Host: 'logout.test', 'X-Forwarded-Proto': 'https', Origin: 'http://logout.test' }).expect(403);
+    expect(await h.sessionIds()).toEqual([sessionId]);
+  });
+
+  it('lets same-origin and same-site fetch metadata through', async () => {
+    const h = await harness();
+    const { cookie } = await h.login();
+    await h.post(cookie).set('Sec-Fetch-Site', 'same-origin').expect(303);
+    expect(await h.sessionIds()).toEqual([]);
+  });
+});
+
+describe('where the user lands', () => {
+  const allowed = ['https://app.example.com'];
+
+  it.each([
+    ['a same-site path', '/goodbye?from=logout#top', '/goodbye?from=logout#top'],
+    ['a path with unicode', '/au-revoir/é', '/au-revoir/%C3%A9'],
+    ['an allowlisted absolute URL', 'https://app.example.com/bye', 'https://app.example.com/bye'],
+    ['a protocol-relative URL', '//evil.example/x', '/home'],
+    ['a backslash trick', '/\\evil.example', '/home'],
+    ['a scheme without slashes', 'https:evil.example', '/home'],
+    ['javascript:', 'javascript:alert(1)', '/home'],
+    ['an encoded double slash', '/%2F%2Fevil.example', '/home'],
+    ['a tab', '/\t/evil.example', '/home'],
+    ['a foreign absolute URL', 'https://evil.example/', '/home'],
+    ['a lookalike origin', 'https://app.example.com.evil.example/', '/home'],
+    ['userinfo', 'https://app.example.com@evil.example/', '/home'],
+  ])('%s by query', async (_label, target, expected) => {
+    const h = await harness({ logout: { redirectTo: '/home', allowedRedirectOrigins: allowed } });
+    const { cookie } = await h.login();
+    const res = await h.post(cookie, `/logout?returnTo=${encodeURIComponent(target)}`).expect(303);
+    expect(res.headers.location).toBe(expected);
+    expect(onlyEvent(h).redirectTo).toBe(expected);
+  });
+
+  it('reads a parsed form body, and a custom parameter name', async () => {
+    const h = await harness({ logout: { returnToParam: 'next' } });
+    const { cookie } = await h.login();
+    const res = await h.post(cookie).type('form').send({ next: '/after' }).expect(303);
+    expect(res.headers.location).toBe('/after');
+    const second = await h.login();
+    const bad = await h.post(second.cookie).type('form').send({ next: '//evil.example' }).expect(303);
+    expect(bad.headers.location).toBe('/');
+  });
+
+  it('puts the chosen target in the JSON answer', async () => {
+    const h = await harness({ logout: { redirectTo: 'https://app.example.com/signed-out' } });
+    const { cookie } = await h.login();
+    const res = await h.post(cookie).set('Accept', 'application/json').expect(200);
+    expect((res.body as { redirectTo: string }).redirectTo).toBe('https://app.example.com/signed-out');
+  });
+});
+
+describe('when Polar misbehaves', () => {
+  it('answers within the budget when Polar hangs, and reports TIMEOUT', async () => {
+    const h = await harness({ logout: { timeoutMs: 300 } });
+    h.fake.fail({ type: 'hang' });
+    const { tokens, cookie } = await h.login();
+    const started = Date.now();
+    await h.post(cookie).expect(303);
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(290);
+    expect(elapsed).toBeLessThan(1500);
+    const { revocation } = onlyEvent(h);
+    expect(revocation.accessToken).toMatchObject({ status: 'failed', error: { code: 'TIMEOUT' } });
+    expect(revocation.refreshToken).toMatchObject({ status: 'failed', error: { code: 'TIMEOUT' } });
+    expect(await h.sessionIds()).toEqual([]);
+    expect(h.fake.isActive(tokens.accessToken)).toBe(true);
+  });
+
+  it('answers within the budget when the body trickles in forever', async () => {
+    const h = await harness({ logout: { timeoutMs: 300 } });
+    h.fake.fail({ type: 'trickle', intervalMs: 20 });
+    const { cookie } = await h.login();
+    const started = Date.now();
+    await h.post(cookie).expect(303);
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(onlyEvent(h).revocation.accessToken.error).toEqual({ code: 'TIMEOUT' });
+  });
+
+  it('retries a 503 and succeeds', async () => {
+    const h = await harness();
+    h.fake.fail({ type: 'status', status: 503 }, { times: 1, hint: 'access_token' });
+    const { tokens, cookie } = await h.login();
+    await h.post(cookie).expect(303);
+    const { revocation } = onlyEvent(h);
+    expect(revocation.accessToken).toMatchObject({ status: 'revoked', attempts: 2 });
+    expect(revocation.refreshToken).toMatchObject({ status: 'revoked', attempts: 1 });
+    expect(h.fake.calls.filter((c) => c.hint === 'access_token').map((c) => c.result)).toEqual([503, 200]);
+    expect(h.fake.isActive(tokens.accessToken)).toBe(false);
+  });
+
+  it('retries a reset connection and a 429', async () => {
+    const h = await harness({ logout: { retries: 2 } });
+    h.fake.fail({ type: 'reset' }, { times: 1, hint: 'refresh_token' });
+    h.fake.fail({ type: 'status', status: 429 }, { times: 1, hint: 'refresh_token' });
+    const { tokens, cookie } = await h.login();
+    await h.post(cookie).expect(303);
+    expect(onlyEvent(h).revocation.refreshToken).toMatchObject({ status: 'revoked', attempts: 3 });
+    expect(h.fake.calls.filter((c) => c.hint === 'refresh_token').map((c) => c.result)).toEqual([429, 'reset', 200]);
+    expect(h.fake.isActive(tokens.refreshToken)).toBe(false);
+  });
+
+  it('gives up after `retries` extra attempts', async () => {
+    const h = await harness({ logout: { retries: 2 } });
+    h.fake.fail({ type: 'status', status: 502 });
+    const { cookie } = await h.login();
+    await h.post(cookie).expect(303);
+    expect(onlyEvent(h).revocation.accessToken).toMatchObject({
+      status: 'failed',
+      attempts: 3,
+      error: { code: 'SERVER_ERROR', httpStatus: 502 },
+    });
+  });
+
+  it.each([
+    [400, 'REJECTED'],
+    [403, 'REJECTED'],
+    [404, 'REJECTED'],
+  ])('does not retry a %d', async (status, code) => {
+    const h = await harness({ logout: { retries: 3 } });
+    h.fake.fail({ type: 'status', status });
+    const { cookie } = await h.login();
+    await h.post(cookie).expect(303);
+    expect(onlyEvent(h).revocation.accessToken).toMatchObject({ status: 'failed', attempts: 1, error: { code, httpStatus: status } });
+    expect(h.fake.calls).toHaveLength(2);
+  });
+
+  it('reports a wrong client secret as INVALID_CLIENT, never as revoked', async () => {
+    const h = await harness({ logout: { clientSecret: 'not-the-secret', retries: 3 } });
+    const { tokens, cookie } = await h.login();
+    await h.post(cookie).expect(303);
+    const { revocation } = onlyEvent(h);
+    for (const outcome of [revocation.accessToken, revocation.refreshToken]) {
+      expect(outcome).toEqual({ status: 'failed', attempts: 1, durationMs: expect.any(Number), error: { code: 'INVALID_CLIENT', httpStatus: 401 } });
+    }
+    expect(h.fake.isActive(tokens.accessToken)).toBe(true);
+  });
+
+  it('treats a 200 web page as UNEXPECTED_RESPONSE, and a 200 with an empty or non-JSON body as revoked', async () => {
+    const h = await harness();
+    h.fake.fail({ type: 'status', status: 200, contentType: 'text/html', body: '<html>hi</html>' }, { hint: 'access_token' });
+    h.fake.fail({ type: 'status', status: 200, contentType: 'text/plain', body: '' }, { hint: 'refresh_token' });
+    const { cookie } = await h.login();
+    await h.post(cookie).expect(303);
+    const { revocation } = onlyEvent(h);
+    expect(revocation.accessToken).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'UNEXPECTED_RESPONSE', httpStatus: 200 } });
+    expect(revocation.refreshToken.status).toBe('revoked');
+  });
+
+  it('honours a Retry-After that fits in the budget', async () => {
+    const h = await harness({ logout: { timeoutMs: 3000 } });
+    h.fake.fail({ type: 'status', status: 503, retryAfter: '1' }, { times: 1, hint: 'access_token' });
+    const { cookie } = await h.login();
+    await h.post(cookie).expect(303);
+    const outcome = onlyEvent(h).revocation.accessToken;
+    expect(outcome).toMatchObject({ status: 'revoked', attempts: 2 });
+    expect(outcome.durationMs).toBeGreaterThanOrEqual(950);
+  });
+
+  it('does not wait for a Retry-After longer than the remaining budget', async () => {
+    const h = await harness({ logout: { timeoutMs: 2000 } });
+    h.fake.fail({ type: 'status', status: 503, retryAfter: '30' });
+    const { cookie } = await h.login();
+    const started = Date.now();
+    await h.post(cookie).expect(303);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(onlyEvent(h).revocation.accessToken).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'SERVER_ERROR', httpStatus: 503 } });
+  });
+
+  it('reports NETWORK_ERROR when Polar refuses connections, retrying once', async () => {
+    const h = await harness();
+    const closedUrl = h.fake.url;
+    await h.fake.close();
+    const app = express();
+    const store = new session.MemoryStore();
+    const events: LogoutEvent[] = [];
+    app.use(session({ secret: 's', resave: false, saveUninitialized: false, store }));
+    app.post('/login', (req, res) => {
+      Object.assign(req.session, { accessToken: 'a-token', refreshToken: 'r-token' });
+      req.session.save(() => res.end());
+    });
+    const logout = polarLogout({ clientId: 'id', clientSecret: 'secret', baseUrl: closedUrl, onLogout: (e) => void events.push(e) });
+    app.post('/logout', logout);
+    const agent = request.agent(app);
+    await agent.post('/login');
+    await agent.post('/logout').expect(303);
+    logout.close();
+    expect(events[0]!.revocation.accessToken).toMatchObject({ status: 'failed', attempts: 2, error: { code: 'NETWORK_ERROR' } });
+  });
+});
+
+describe("onRevocationFailure: 'fail'", () => {
+  it('keeps the session and passes REVOCATION_FAILED (502) to next()', async () => {
+    const h = await harness({ logout: { onRevocationFailure: 'fail', retries: 0 } });
+    h.fake.fail({ type: 'status', status: 503 }, { hint: 'refresh_token' });
+    const { tokens, sessionId, cookie } = await h.login();
+    const res = capture(h, await h.post(cookie).expect(502));
+    expect(res.body).toEqual({ error: 'REVOCATION_FAILED' });
+    expect(cookieHeader(res)).toEqual([]);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(await h.sessionIds()).toEqual([sessionId]);
+    expect(h.errors).toHaveLength(1);
+    const err = h.errors[0] as PolarLogoutError;
+    expect(err).toBeInstanceOf(PolarLogoutError);
+    expect(err).toMatchObject({ code: 'REVOCATION_FAILED', status: 502, statusCode: 502 });
+    // Both calls still went out: the access token is dead even though the refresh call failed.
+    expect(h.fake.isActive(tokens.accessToken)).toBe(false);
+    expect(onlyEvent(h)).toMatchObject({ loggedOut: false, sessionDestroyed: false, error: { code: 'REVOCATION_FAILED' } });
+  });
+
+  it('logs out as usual when revocation succeeds', async () => {
+    const h = await harness({ logout: { onRevocationFailure: 'fail' } });
+    const { cookie } = await h.login();
+    await h.post(cookie).expect(303);
+    expect(await h.sessionIds()).toEqual([]);
+  });
+});
+
+describe('when the session store fails', () => {
+  class FailingDestroyStore extends session.MemoryStore {
+    override destroy(_sid: string, callback?: (err?: unknown) => void): void {
+      callback?.(new Error('store is down'));
+    }
+  }
+
+  it('claims no success: SESSION_DESTROY_FAILED (500) goes to next(), the cookie is kept', async () => {
+    const h = await harness({ store: new FailingDestroyStore() });
+    const { sessionId, cookie } = await h.login();
+    const res = capture(h, await h.post(cookie).expect(500));
+    expect(res.body).toEqual({ error: 'SESSION_DESTROY_FAILED' });
+    expect(cookieHeader(res).filter((c) => c.includes('1970'))).toEqual([]);
+    expect(await h.sessionIds()).toEqual([sessionId]);
+    expect(h.errors[0]).toMatchObject({ code: 'SESSION_DESTROY_FAILED', status: 500 });
+    expect(onlyEvent(h)).toMatchObject({ loggedOut: false, sessionDestroyed: false, error: { code: 'SESSION_DESTROY_FAILED' } });
+  });
+
+  it('says what to fix when express-session is not mounted', async () => {
+    const h = await harness({ withoutSession: true });
+    const res = await h.post().expect(500);
+    expect(res.body).toEqual({ error: 'SESSION_UNAVAILABLE' });
+    expect((h.errors[0] as Error).message).toMatch(/mount express-session before polarLogout/);
+    expect(h.fake.calls).toHaveLength(0);
+  });
+
+  it('keeps the session when getTokens throws', async () => {
+    const h = await harness({
+      logout: {
+        getTokens: () => {
+          throw new Error('db down');
+        },
+      },
+    });
+    const { sessionId, cookie } = await h.login();
+    await h.post(cookie).expect(500);
+    expect(h.errors[0]).toMatchObject({ code: 'GET_TOKENS_FAILED' });
+    expect(await h.sessionIds()).toEqual([sessionId]);
+  });
+});
+
+describe('the audit hook', () => {
+  it('never turns a logout into an error when it throws or rejects', async () => {
+    for (const onLogout of [
+      () => {
+        throw new Error('audit sink down');
+      },
+      () => Promise.reject(new Error('audit sink down')),
+    ]) {
+      const h = await harness({ logout: { onLogout } });
+      const { cookie } = await h.login();
+      await h.post(cookie).expect(303);
+      expect(await h.sessionIds()).toEqual([]);
+      expect(h.errors).toEqual([]);
+    }
+  });
+
+  it('is awaited before the answer, but never longer than timeoutMs', async () => {
+    let finished = false;
+    const slow = await harness({
+      logout: {
+        onLogout: async () => {
+          await sleep(100);
+          finished = true;
+        },
+      },
+    });
+    const first = await slow.login();
+    await slow.post(first.cookie).expect(303);
+    expect(finished).toBe(true);
+
+    const hung = await harness({ logout: { timeoutMs: 200, onLogout: () => new Promise<void>(() => undefined) } });
+    const second = await hung.login();
+    const started = Date.now();
+    await hung.post(second.cookie).expect(303);
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+});
+
+describe('with an outbox', () => {
+  class RecordingQueue implements RevocationQueue {
+    readonly jobs: Array<{ token: string; hint: TokenTypeHint; sessionIdHash?: string }> = [];
+    failing = false;
+    enqueue(token: string, hint: TokenTypeHint, context: { sessionIdHash?: string }): Promise<void> {
+      if (this.failing) return Promise.reject(new Error('redis down'));
+      this.jobs.push({ token, hint, ...context });
+      return Promise.resolve();
+    }
+  }
+
+  it('queues failures that may pass and marks them queued', async () => {
+    const queue = new RecordingQueue();
+    const h = await harness({ logout: { outbox: queue, retries: 0 } });
+    h.fake.fail({ type: 'status', status: 503 }, { hint: 'refresh_token' });
+    const { tokens, cookie } = await h.login();
+    await h.post(cookie).expect(303);
+    const event = onlyEvent(h);
+    expect(queue.jobs).toEqual([{ token: tokens.refreshToken, hint: 'refresh_token', sessionIdHash: event.sessionIdHash }]);
+    expect(event.revocation.refreshToken).toMatchObject({ status: 'failed', queued: true });
+    expect(event.revocation.accessToken.queued).toBeUndefined();
+  });
+
+  it('does not queue answers that will not change (401, 400)', async () => {
+    const queue = new RecordingQueue();
+    const h = await harness({ logout: { outbox: queue, clientSecret: 'wrong' } });
+    const { cookie } = await h.login();
+    await h.post(cookie).expect(303);
+    expect(queue.jobs).toEqual([]);
+    expect(onlyEvent(h).revocation.accessToken.queued).toBeUndefined();
+  });
+
+  it('reports an outbox that cannot take the job, and still logs out', async () => {
+    const queue = new RecordingQueue();
+    queue.failing = true;
+    const h = await harness({ logout: { outbox: queue, retries: 0 } });
+    h.fake.fail({ type: 'status', status: 503 });
+    const { cookie } = await h.login();
+    await h.post(cookie).expect(303);
+    expect(await h.sessionIds()).toEqual([]);
+    expect(onlyEvent(h).revocation.accessToken).toMatchObject({ status: 'failed', queued: false });
+  });
+
+  it("queues nothing with onRevocationFailure: 'fail'", async () => {
+    const queue = new RecordingQueue();
+    const h = await harness({ logout: { outbox: queue, retries: 0, onRevocationFailure: 'fail' } });
+    h.fake.fail({ type: 'status', status: 503 });
+    const { cookie } = await h.login();
+    await h.post(cookie).expect(502);
+    expect(queue.jobs).toEqual([]);
+  });
+});
