@@ -26,12 +26,20 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
   const config = resolveLogoutConfig(options);
   const revoker = buildRevoker(config);
   const guard = createGuard(config.methods, config.allowedRedirectOrigins);
-  const resolveRedirect = createRedirectResolver(config.redirectTo, config.returnToParam, config.allowedRedirectOrigins);
+  const resolveRedirect = createRedirectResolver(
+    config.redirectTo,
+    config.returnToParam,
+    config.allowedRedirectOrigins,
+  );
   const getTokens = config.getTokens ?? (readSessionTokens as (req: Req) => ReturnType<typeof readSessionTokens>);
   const { outbox, onLogout, onRevocationFailure, cookieName, timeoutMs } = config;
 
   /** Hands failures that may pass to the outbox; marks them `queued` (or reports why not). */
-  async function queueFailures(tokens: NormalisedTokens, result: RevocationResult, sessionIdHash?: string): Promise<void> {
+  async function queueFailures(
+    tokens: NormalisedTokens,
+    result: RevocationResult,
+    sessionIdHash?: string,
+  ): Promise<void> {
     if (!outbox) return;
     const pending: Promise<void>[] = [];
     const queue = (token: string | undefined, hint: TokenTypeHint, outcome: TokenOutcome): void => {
@@ -41,7 +49,11 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
           () => void (outcome.queued = true),
           (err: unknown) => {
             outcome.queued = false;
-            debug('could not queue the %s for later revocation: %s', hint, err instanceof PolarLogoutError ? err.code : 'outbox error');
+            debug(
+              'could not queue the %s for later revocation: %s',
+              hint,
+              err instanceof PolarLogoutError ? err.code : 'outbox error',
+            );
           },
         ),
       );
@@ -71,7 +83,12 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
       tokens = normaliseTokens(await getTokens(req));
     } catch (err) {
       debug('getTokens failed: %s', err instanceof Error ? err.name : typeof err);
-      next(new PolarLogoutError('GET_TOKENS_FAILED', 'getTokens() threw or rejected; the session was kept. Run with DEBUG=express-polar-logout for details.'));
+      next(
+        new PolarLogoutError(
+          'GET_TOKENS_FAILED',
+          'getTokens() threw or rejected; the session was kept. Run with DEBUG=express-polar-logout for details.',
+        ),
+      );
       return;
     }
     const redirectTo = resolveRedirect(req);
@@ -87,12 +104,20 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     if (failed && onRevocationFailure === 'fail') {
       res.setHeader('Cache-Control', 'no-store');
       const event = buildLogoutEvent(req, {
-        startedAt, startedAtMs, revocation, redirectTo, sessionDestroyed: false, sessionIdHash,
+        startedAt,
+        startedAtMs,
+        revocation,
+        redirectTo,
+        sessionDestroyed: false,
+        sessionIdHash,
         error: { code: 'REVOCATION_FAILED' },
       });
       return finish(
         event,
-        new PolarLogoutError('REVOCATION_FAILED', 'Polar did not confirm the token revocation; the session was kept so the user can try again.'),
+        new PolarLogoutError(
+          'REVOCATION_FAILED',
+          'Polar did not confirm the token revocation; the session was kept so the user can try again.',
+        ),
       );
     }
     if (failed) await queueFailures(tokens, revocation, sessionIdHash);
@@ -104,16 +129,31 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
       debug('the session store failed to destroy the session: %s', err instanceof Error ? err.name : typeof err);
       res.setHeader('Cache-Control', 'no-store');
       const event = buildLogoutEvent(req, {
-        startedAt, startedAtMs, revocation, redirectTo, sessionDestroyed: false, sessionIdHash,
+        startedAt,
+        startedAtMs,
+        revocation,
+        redirectTo,
+        sessionDestroyed: false,
+        sessionIdHash,
         error: { code: 'SESSION_DESTROY_FAILED' },
       });
       return finish(
         event,
-        new PolarLogoutError('SESSION_DESTROY_FAILED', 'The session store failed to destroy the session; the user is not logged out. Check the store.'),
+        new PolarLogoutError(
+          'SESSION_DESTROY_FAILED',
+          'The session store failed to destroy the session; the user is not logged out. Check the store.',
+        ),
       );
     }
     clearSessionCookie(res, cookieName, cookie);
-    const event = buildLogoutEvent(req, { startedAt, startedAtMs, revocation, redirectTo, sessionDestroyed: true, sessionIdHash });
+    const event = buildLogoutEvent(req, {
+      startedAt,
+      startedAtMs,
+      revocation,
+      redirectTo,
+      sessionDestroyed: true,
+      sessionIdHash,
+    });
     return finish(event);
   }
 

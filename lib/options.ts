@@ -4,13 +4,7 @@
  * a secret (baseUrl is never echoed either: it may hold credentials).
  */
 import { invalidOption } from './errors';
-import type {
-  ClientAuthMethod,
-  PolarClientOptions,
-  PolarLogoutOptions,
-  PolarRevokerOptions,
-  TokenPair,
-} from './types';
+import type { ClientAuthMethod, PolarClientOptions, PolarLogoutOptions, PolarRevokerOptions, TokenPair } from './types';
 import type { Request } from 'express';
 
 export const POLAR_SERVERS = {
@@ -100,10 +94,12 @@ function oneOf<T extends string>(value: unknown, option: string, allowed: readon
   return value as T;
 }
 
-function optionalFunction<F>(value: unknown, option: string): F | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'function') throw invalidOption(option, 'must be a function.');
-  return value as F;
+function optionalFunction<F extends (...args: never[]) => unknown>(
+  value: F | undefined,
+  option: string,
+): F | undefined {
+  if (value !== undefined && typeof value !== 'function') throw invalidOption(option, 'must be a function.');
+  return value;
 }
 
 /** The base URL of the revocation endpoint, https unless loopback so the secret never travels in clear. */
@@ -197,6 +193,7 @@ function normaliseOrigin(value: unknown, index: number): string {
 const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const COOKIE_NAME = HTTP_TOKEN;
 // A conservative check on the fallback target: a path on this site or an absolute http(s) URL, no controls.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_OR_SPACE = /[\u0000-\u0020\u007f-\u009f\\]/;
 
 function resolveRedirectTo(value: unknown): string {
@@ -225,7 +222,8 @@ function resolveMethods(value: unknown): readonly string[] {
     throw invalidOption('methods', 'must be a non-empty array of HTTP methods such as ["POST"].');
   }
   const methods = value.map((m: unknown, i) => {
-    if (typeof m !== 'string' || !HTTP_TOKEN.test(m)) throw invalidOption(`methods[${i}]`, 'must be an HTTP method name.');
+    if (typeof m !== 'string' || !HTTP_TOKEN.test(m))
+      throw invalidOption(`methods[${i}]`, 'must be an HTTP method name.');
     return m.toUpperCase();
   });
   return [...new Set(methods)];
@@ -247,8 +245,11 @@ export function resolveLogoutConfig<Req extends Request>(options: PolarLogoutOpt
   if (typeof returnToParam !== 'string' || returnToParam === '') {
     throw invalidOption('returnToParam', 'must be a non-empty string such as "returnTo".');
   }
-  const outbox = options.outbox;
-  if (outbox !== undefined && (typeof outbox !== 'object' || outbox === null || typeof outbox.enqueue !== 'function')) {
+  const outbox = options.outbox as unknown;
+  if (
+    outbox !== undefined &&
+    (typeof outbox !== 'object' || outbox === null || typeof (outbox as { enqueue?: unknown }).enqueue !== 'function')
+  ) {
     throw invalidOption('outbox', 'must be the object returned by createRevocationOutbox().');
   }
 
@@ -258,10 +259,15 @@ export function resolveLogoutConfig<Req extends Request>(options: PolarLogoutOpt
     redirectTo: resolveRedirectTo(options.redirectTo),
     returnToParam,
     allowedRedirectOrigins: new Set((origins ?? []).map(normaliseOrigin)),
-    onRevocationFailure: oneOf(options.onRevocationFailure, 'onRevocationFailure', ['continue', 'fail'] as const, 'continue'),
+    onRevocationFailure: oneOf(
+      options.onRevocationFailure,
+      'onRevocationFailure',
+      ['continue', 'fail'] as const,
+      'continue',
+    ),
     onLogout: optionalFunction(options.onLogout, 'onLogout'),
     cookieName,
     methods: resolveMethods(options.methods),
-    outbox,
+    outbox: options.outbox,
   };
 }

@@ -10,6 +10,7 @@ import type { Request } from 'express';
 export const MAX_TARGET_LENGTH = 2048;
 
 // C0 controls, space, DEL, C1 controls, backslash (browsers read "\" as "/"), and Unicode spaces/separators.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const UNSAFE_CHARACTER = /[\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200f\u2028-\u202f\u205f\u2060\u3000\ufeff\\]/;
 const PLACEHOLDER_ORIGIN = 'http://placeholder.invalid';
 

@@ -189,7 +189,9 @@ function backoffMs(attempt: number): number {
 }
 
 function publicError(failure: AttemptFailure): RevocationError {
-  return failure.httpStatus === undefined ? { code: failure.code } : { code: failure.code, httpStatus: failure.httpStatus };
+  return failure.httpStatus === undefined
+    ? { code: failure.code }
+    : { code: failure.code, httpStatus: failure.httpStatus };
 }
 
 /** Codes for failures that may pass: worth another attempt now or, with an outbox, after the response. */
@@ -248,7 +250,10 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
 
   async function attempt(token: string, hint: TokenTypeHint, budget: Budget): Promise<AttemptFailure | null> {
     const body = `token=${formEncode(token)}&token_type_hint=${hint}${credentialsBody}`;
-    const result = await untilAborted(client.post<string>(config.revokeUrl, body, { signal: budget.signal }), budget.signal);
+    const result = await untilAborted(
+      client.post<string>(config.revokeUrl, body, { signal: budget.signal }),
+      budget.signal,
+    );
     if (result === ABORTED) return budget.abortFailure();
     if (result === NETWORK_FAILED) {
       return budget.signal.aborted ? budget.abortFailure() : { code: 'NETWORK_ERROR', retryable: true };
@@ -311,7 +316,9 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     try {
       // Both calls go out at once: the access token dies even when the refresh call fails.
       const [access, refresh] = await Promise.all([
-        accessToken === undefined ? absent() : revokeWithin(accessToken, 'access_token', budget, retries).then(publicOutcome),
+        accessToken === undefined
+          ? absent()
+          : revokeWithin(accessToken, 'access_token', budget, retries).then(publicOutcome),
         refreshToken === undefined
           ? absent()
           : revokeWithin(refreshToken, 'refresh_token', budget, retries).then(publicOutcome),

@@ -30,7 +30,8 @@ export function cookieAttributesOf(session: DestroyableSession): CookieOptions {
 
 export function destroySession(session: DestroyableSession): Promise<void> {
   return new Promise((resolve, reject) => {
-    session.destroy((err) => (err ? reject(err) : resolve()));
+    // The store's error may name the session id: it is replaced, never passed on.
+    session.destroy((err) => (err ? reject(new Error('session store destroy failed')) : resolve()));
   });
 }
 

@@ -37,7 +37,10 @@ describe('the Polar stand-in', () => {
   });
 
   it('answers 401 invalid_client for wrong or missing credentials', async () => {
-    const bodies: Array<Record<string, string>> = [{ token: "t", client_id: "cid", client_secret: "wrong" }, { token: "t" }];
+    const bodies: Array<Record<string, string>> = [
+      { token: 't', client_id: 'cid', client_secret: 'wrong' },
+      { token: 't' },
+    ];
     for (const body of bodies) {
       const res = await revoke(body);
       expect(res.status).toBe(401);

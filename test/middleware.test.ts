@@ -19,6 +19,16 @@ function onlyEvent(h: Harness): LogoutEvent {
   return h.events[0]!;
 }
 
+declare const EXPRESS_MAJOR: number;
+
+it('runs on the Express major version its jest project names', async () => {
+  // Express 4 parses `a[b]=1` into an object (qs); Express 5's simple parser keeps the key as it is.
+  const app = express();
+  app.get('/q', (req, res) => res.json(req.query));
+  const res = await request(app).get('/q?a[b]=1');
+  expect(res.body).toEqual(EXPRESS_MAJOR === 4 ? { a: { b: '1' } } : { 'a[b]': '1' });
+});
+
 describe('a logout that works', () => {
   it('revokes both tokens with the right hints, destroys the session, clears the cookie and redirects 303', async () => {
     const h = await harness();
@@ -140,9 +150,6 @@ describe('a logout that works', () => {
 
   it('sends only the token that exists', async () => {
     const h = await harness();
-    const { tokens, cookie } = await h.login();
-    await h.post(cookie).expect(303); // burn the first pair
-    const second = await h.login();
     h.fake.resetCalls();
     const pair = h.fake.issueTokens();
     const only = await h.login({ accessToken: pair.accessToken });
@@ -151,8 +158,6 @@ describe('a logout that works', () => {
     expect(h.fake.isActive(pair.accessToken)).toBe(false);
     expect(h.fake.isActive(pair.refreshToken)).toBe(true);
     expect(h.events.at(-1)!.revocation.refreshToken.status).toBe('absent');
-    void tokens;
-    void second;
   });
 
   it('uses getTokens when given, and awaits it', async () => {
@@ -193,7 +198,9 @@ describe('a logout that works', () => {
     const { cookie } = await h.login();
     const res = await h.post(cookie.replace(/^connect\.sid/, 'app.sid')).expect(303);
     const cleared = cookieHeader(res).find((c) => c.startsWith('app.sid='));
-    expect(cleared).toBe('app.sid=; Domain=example.test; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Strict');
+    expect(cleared).toBe(
+      'app.sid=; Domain=example.test; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Strict',
+    );
     expect(await h.sessionIds()).toEqual([]);
   });
 
@@ -212,13 +219,9 @@ describe('the guard', () => {
   it.each(['GET', 'PUT', 'DELETE', 'PATCH'])('answers %s with 405 and Allow, touching nothing', async (method) => {
     const h = await harness({ mount: 'use' });
     const { tokens, sessionId, cookie } = await h.login();
-    const res = capture(
-      h,
-      await (request(h.app) as unknown as Record<string, (p: string) => request.Test>)
-        [method.toLowerCase()]!('/logout')
-        .set('Cookie', cookie)
-        .expect(405),
-    );
+    const client = request(h.app) as unknown as Record<string, (path: string) => request.Test>;
+    const send = client[method.toLowerCase()]!;
+    const res = capture(h, await send('/logout').set('Cookie', cookie).expect(405));
     expect(res.headers.allow).toBe('POST');
     expect(cookieHeader(res)).toEqual([]);
     expect(await h.sessionIds()).toEqual([sessionId]);
@@ -249,7 +252,10 @@ describe('the guard', () => {
     ['a foreign Origin', { Origin: 'https://evil.example' }],
     ['Origin: null', { Origin: 'null' }],
     ['a lookalike Origin', { Origin: 'http://127.0.0.1.evil.example' }],
-    ['a foreign Origin with same-origin Sec-Fetch-Site', { Origin: 'https://evil.example', 'Sec-Fetch-Site': 'same-origin' }],
+    [
+      'a foreign Origin with same-origin Sec-Fetch-Site',
+      { Origin: 'https://evil.example', 'Sec-Fetch-Site': 'same-origin' },
+    ],
   ])('refuses %s with 403 before anything is touched', async (_label, headers) => {
     const h = await harness();
     const { tokens, sessionId, cookie } = await h.login();
@@ -286,7 +292,10 @@ describe('the guard', () => {
     const h = await harness();
     h.app.set('trust proxy', true);
     const { sessionId, cookie } = await h.login();
-    await h.post(cookie).set({ Host: 'logout.test', 'X-Forwarded-Proto': 'https', Origin: 'http://logout.test' }).expect(403);
+    await h
+      .post(cookie)
+      .set({ Host: 'logout.test', 'X-Forwarded-Proto': 'https', Origin: 'http://logout.test' })
+      .expect(403);
     expect(await h.sessionIds()).toEqual([sessionId]);
   });
 
@@ -411,7 +420,11 @@ describe('when Polar misbehaves', () => {
     h.fake.fail({ type: 'status', status });
     const { cookie } = await h.login();
     await h.post(cookie).expect(303);
-    expect(onlyEvent(h).revocation.accessToken).toMatchObject({ status: 'failed', attempts: 1, error: { code, httpStatus: status } });
+    expect(onlyEvent(h).revocation.accessToken).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      error: { code, httpStatus: status },
+    });
     expect(h.fake.calls).toHaveLength(2);
   });
 
@@ -421,19 +434,31 @@ describe('when Polar misbehaves', () => {
     await h.post(cookie).expect(303);
     const { revocation } = onlyEvent(h);
     for (const outcome of [revocation.accessToken, revocation.refreshToken]) {
-      expect(outcome).toEqual({ status: 'failed', attempts: 1, durationMs: expect.any(Number), error: { code: 'INVALID_CLIENT', httpStatus: 401 } });
+      expect(outcome).toEqual({
+        status: 'failed',
+        attempts: 1,
+        durationMs: expect.any(Number),
+        error: { code: 'INVALID_CLIENT', httpStatus: 401 },
+      });
     }
     expect(h.fake.isActive(tokens.accessToken)).toBe(true);
   });
 
   it('treats a 200 web page as UNEXPECTED_RESPONSE, and a 200 with an empty or non-JSON body as revoked', async () => {
     const h = await harness();
-    h.fake.fail({ type: 'status', status: 200, contentType: 'text/html', body: '<html>hi</html>' }, { hint: 'access_token' });
+    h.fake.fail(
+      { type: 'status', status: 200, contentType: 'text/html', body: '<html>hi</html>' },
+      { hint: 'access_token' },
+    );
     h.fake.fail({ type: 'status', status: 200, contentType: 'text/plain', body: '' }, { hint: 'refresh_token' });
     const { cookie } = await h.login();
     await h.post(cookie).expect(303);
     const { revocation } = onlyEvent(h);
-    expect(revocation.accessToken).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'UNEXPECTED_RESPONSE', httpStatus: 200 } });
+    expect(revocation.accessToken).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      error: { code: 'UNEXPECTED_RESPONSE', httpStatus: 200 },
+    });
     expect(revocation.refreshToken.status).toBe('revoked');
   });
 
@@ -454,7 +479,11 @@ describe('when Polar misbehaves', () => {
     const started = Date.now();
     await h.post(cookie).expect(303);
     expect(Date.now() - started).toBeLessThan(1000);
-    expect(onlyEvent(h).revocation.accessToken).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'SERVER_ERROR', httpStatus: 503 } });
+    expect(onlyEvent(h).revocation.accessToken).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      error: { code: 'SERVER_ERROR', httpStatus: 503 },
+    });
   });
 
   it('reports NETWORK_ERROR when Polar refuses connections, retrying once', async () => {
@@ -469,13 +498,22 @@ describe('when Polar misbehaves', () => {
       Object.assign(req.session, { accessToken: 'a-token', refreshToken: 'r-token' });
       req.session.save(() => res.end());
     });
-    const logout = polarLogout({ clientId: 'id', clientSecret: 'secret', baseUrl: closedUrl, onLogout: (e) => void events.push(e) });
+    const logout = polarLogout({
+      clientId: 'id',
+      clientSecret: 'secret',
+      baseUrl: closedUrl,
+      onLogout: (e) => void events.push(e),
+    });
     app.post('/logout', logout);
     const agent = request.agent(app);
     await agent.post('/login');
     await agent.post('/logout').expect(303);
     logout.close();
-    expect(events[0]!.revocation.accessToken).toMatchObject({ status: 'failed', attempts: 2, error: { code: 'NETWORK_ERROR' } });
+    expect(events[0]!.revocation.accessToken).toMatchObject({
+      status: 'failed',
+      attempts: 2,
+      error: { code: 'NETWORK_ERROR' },
+    });
   });
 });
 
@@ -495,7 +533,11 @@ describe("onRevocationFailure: 'fail'", () => {
     expect(err).toMatchObject({ code: 'REVOCATION_FAILED', status: 502, statusCode: 502 });
     // Both calls still went out: the access token is dead even though the refresh call failed.
     expect(h.fake.isActive(tokens.accessToken)).toBe(false);
-    expect(onlyEvent(h)).toMatchObject({ loggedOut: false, sessionDestroyed: false, error: { code: 'REVOCATION_FAILED' } });
+    expect(onlyEvent(h)).toMatchObject({
+      loggedOut: false,
+      sessionDestroyed: false,
+      error: { code: 'REVOCATION_FAILED' },
+    });
   });
 
   it('logs out as usual when revocation succeeds', async () => {
@@ -521,7 +563,11 @@ describe('when the session store fails', () => {
     expect(cookieHeader(res).filter((c) => c.includes('1970'))).toEqual([]);
     expect(await h.sessionIds()).toEqual([sessionId]);
     expect(h.errors[0]).toMatchObject({ code: 'SESSION_DESTROY_FAILED', status: 500 });
-    expect(onlyEvent(h)).toMatchObject({ loggedOut: false, sessionDestroyed: false, error: { code: 'SESSION_DESTROY_FAILED' } });
+    expect(onlyEvent(h)).toMatchObject({
+      loggedOut: false,
+      sessionDestroyed: false,
+      error: { code: 'SESSION_DESTROY_FAILED' },
+    });
   });
 
   it('says what to fix when express-session is not mounted', async () => {
@@ -603,7 +649,9 @@ describe('with an outbox', () => {
     const { tokens, cookie } = await h.login();
     await h.post(cookie).expect(303);
     const event = onlyEvent(h);
-    expect(queue.jobs).toEqual([{ token: tokens.refreshToken, hint: 'refresh_token', sessionIdHash: event.sessionIdHash }]);
+    expect(queue.jobs).toEqual([
+      { token: tokens.refreshToken, hint: 'refresh_token', sessionIdHash: event.sessionIdHash },
+    ]);
     expect(event.revocation.refreshToken).toMatchObject({ status: 'failed', queued: true });
     expect(event.revocation.accessToken.queued).toBeUndefined();
   });

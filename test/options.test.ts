@@ -22,31 +22,67 @@ describe('options are validated at construction', () => {
     ['clientSecret missing', { clientId: 'c' }, /`clientSecret` is required/],
     ['clientSecret not a string', { clientId: 'c', clientSecret: 42 }, /`clientSecret` is required/],
     ['unknown server', { ...base, server: 'staging' }, /`server` must be one of 'production', 'sandbox'/],
-    ['plain http baseUrl', { ...base, baseUrl: 'http://api.example.com' }, /`baseUrl` must use https \(got http:\/\/api\.example\.com\)/],
+    [
+      'plain http baseUrl',
+      { ...base, baseUrl: 'http://api.example.com' },
+      /`baseUrl` must use https \(got http:\/\/api\.example\.com\)/,
+    ],
     ['baseUrl not a URL', { ...base, baseUrl: 'api.polar.sh' }, /`baseUrl` is not a valid absolute URL/],
-    ['baseUrl with credentials', { ...base, baseUrl: 'https://u:p@api.polar.sh' }, /`baseUrl` must not contain credentials/],
+    [
+      'baseUrl with credentials',
+      { ...base, baseUrl: 'https://u:p@api.polar.sh' },
+      /`baseUrl` must not contain credentials/,
+    ],
     ['baseUrl with a query', { ...base, baseUrl: 'https://api.polar.sh/?x=1' }, /`baseUrl` must not have a query/],
     ['ftp baseUrl', { ...base, baseUrl: 'ftp://localhost' }, /`baseUrl` must use https/],
     ['timeoutMs zero', { ...base, timeoutMs: 0 }, /`timeoutMs` must be an integer from 1 to 120000/],
     ['timeoutMs fractional', { ...base, timeoutMs: 1.5 }, /`timeoutMs` must be an integer/],
     ['retries negative', { ...base, retries: -1 }, /`retries` must be an integer from 0 to 10/],
     ['clientAuth unknown', { ...base, clientAuth: 'private_key_jwt' }, /`clientAuth` must be one of/],
-    ['onRevocationFailure unknown', { ...base, onRevocationFailure: 'ignore' }, /`onRevocationFailure` must be one of 'continue', 'fail'/],
+    [
+      'onRevocationFailure unknown',
+      { ...base, onRevocationFailure: 'ignore' },
+      /`onRevocationFailure` must be one of 'continue', 'fail'/,
+    ],
     ['getTokens not a function', { ...base, getTokens: 'session' }, /`getTokens` must be a function/],
     ['onLogout not a function', { ...base, onLogout: {} }, /`onLogout` must be a function/],
-    ['redirectTo protocol-relative', { ...base, redirectTo: '//evil.example' }, /`redirectTo` must not start with "\/\/"/],
+    [
+      'redirectTo protocol-relative',
+      { ...base, redirectTo: '//evil.example' },
+      /`redirectTo` must not start with "\/\/"/,
+    ],
     ['redirectTo relative', { ...base, redirectTo: 'home' }, /`redirectTo` must be a path starting with "\/"/],
     ['redirectTo javascript', { ...base, redirectTo: 'javascript:alert(1)' }, /`redirectTo` must be a path/],
     ['redirectTo with a newline', { ...base, redirectTo: '/a\nb' }, /`redirectTo` must be a path/],
-    ['allowedRedirectOrigins not an array', { ...base, allowedRedirectOrigins: 'https://a.example' }, /`allowedRedirectOrigins` must be an array/],
-    ['allowedRedirectOrigins with a path', { ...base, allowedRedirectOrigins: ['https://a.example/x'] }, /`allowedRedirectOrigins\[0\]` must be an origin only/],
-    ['allowedRedirectOrigins not http', { ...base, allowedRedirectOrigins: ['javascript:x'] }, /`allowedRedirectOrigins\[0\]` must be an http\(s\) origin/],
-    ['allowedRedirectOrigins garbage', { ...base, allowedRedirectOrigins: ['not an origin'] }, /`allowedRedirectOrigins\[0\]` is not an origin/],
+    [
+      'allowedRedirectOrigins not an array',
+      { ...base, allowedRedirectOrigins: 'https://a.example' },
+      /`allowedRedirectOrigins` must be an array/,
+    ],
+    [
+      'allowedRedirectOrigins with a path',
+      { ...base, allowedRedirectOrigins: ['https://a.example/x'] },
+      /`allowedRedirectOrigins\[0\]` must be an origin only/,
+    ],
+    [
+      'allowedRedirectOrigins not http',
+      { ...base, allowedRedirectOrigins: ['javascript:x'] },
+      /`allowedRedirectOrigins\[0\]` must be an http\(s\) origin/,
+    ],
+    [
+      'allowedRedirectOrigins garbage',
+      { ...base, allowedRedirectOrigins: ['not an origin'] },
+      /`allowedRedirectOrigins\[0\]` is not an origin/,
+    ],
     ['cookieName with a space', { ...base, cookieName: 'a b' }, /`cookieName` must be the session cookie name/],
     ['returnToParam empty', { ...base, returnToParam: '' }, /`returnToParam` must be a non-empty string/],
     ['methods empty', { ...base, methods: [] }, /`methods` must be a non-empty array/],
     ['methods with a bad name', { ...base, methods: ['PO ST'] }, /`methods\[0\]` must be an HTTP method name/],
-    ['outbox without enqueue', { ...base, outbox: {} }, /`outbox` must be the object returned by createRevocationOutbox/],
+    [
+      'outbox without enqueue',
+      { ...base, outbox: {} },
+      /`outbox` must be the object returned by createRevocationOutbox/,
+    ],
     ['a misspelt option', { ...base, redirecTo: '/' }, /`redirecTo` is not an option of polarLogout\(\)/],
   ])('%s', (_label, options, message) => {
     const err = errorOf(options);
@@ -85,7 +121,9 @@ describe('options are validated at construction', () => {
 
   it('validates createPolarRevoker the same way, rejecting middleware-only options', () => {
     expect(() => createPolarRevoker({ clientId: 'c' } as never)).toThrow(/`clientSecret` is required/);
-    expect(() => createPolarRevoker({ ...base, redirectTo: '/' } as never)).toThrow(/`redirectTo` is not an option of createPolarRevoker\(\)/);
+    expect(() => createPolarRevoker({ ...base, redirectTo: '/' } as never)).toThrow(
+      /`redirectTo` is not an option of createPolarRevoker\(\)/,
+    );
     createPolarRevoker({ ...base, timeoutMs: 100, retries: 0 }).close();
   });
 

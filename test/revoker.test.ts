@@ -6,7 +6,12 @@ let fake: FakePolar;
 let revoker: PolarRevoker;
 beforeEach(async () => {
   fake = await startFakePolar();
-  revoker = createPolarRevoker({ clientId: fake.clientId, clientSecret: fake.clientSecret, baseUrl: fake.url, timeoutMs: 1000 });
+  revoker = createPolarRevoker({
+    clientId: fake.clientId,
+    clientSecret: fake.clientSecret,
+    baseUrl: fake.url,
+    timeoutMs: 1000,
+  });
 });
 afterEach(async () => {
   revoker.close();
@@ -56,7 +61,11 @@ describe('createPolarRevoker', () => {
   it('honours a per-call timeout and retries override', async () => {
     fake.fail({ type: 'status', status: 503 });
     const outcome = await revoker.revokeToken('t', 'refresh_token', { retries: 0, timeoutMs: 200 });
-    expect(outcome).toMatchObject({ status: 'failed', attempts: 1, failure: { code: 'SERVER_ERROR', retryable: true } });
+    expect(outcome).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      failure: { code: 'SERVER_ERROR', retryable: true },
+    });
   });
 
   it('exposes Retry-After to schedulers through the detailed outcome', async () => {
@@ -69,13 +78,21 @@ describe('createPolarRevoker', () => {
   it('does not follow redirects (they would carry the secret elsewhere)', async () => {
     fake.fail({ type: 'status', status: 307, body: '' });
     const outcome = await revoker.revokeToken('t', 'access_token');
-    expect(outcome).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'UNEXPECTED_RESPONSE', httpStatus: 307 } });
+    expect(outcome).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      error: { code: 'UNEXPECTED_RESPONSE', httpStatus: 307 },
+    });
     expect(fake.calls).toHaveLength(1);
   });
 });
 
 describe('classifyResponse', () => {
-  const r = (status: number, headers: Record<string, string> = {}, data = ''): Parameters<typeof classifyResponse>[0] => ({
+  const r = (
+    status: number,
+    headers: Record<string, string> = {},
+    data = '',
+  ): Parameters<typeof classifyResponse>[0] => ({
     status,
     headers,
     data,
@@ -84,7 +101,10 @@ describe('classifyResponse', () => {
     [r(200, { 'content-type': 'application/json' }, '{}'), null],
     [r(200, {}, ''), null],
     [r(204), null],
-    [r(200, { 'content-type': 'text/html; charset=utf-8' }, '<html>'), { code: 'UNEXPECTED_RESPONSE', httpStatus: 200, retryable: false }],
+    [
+      r(200, { 'content-type': 'text/html; charset=utf-8' }, '<html>'),
+      { code: 'UNEXPECTED_RESPONSE', httpStatus: 200, retryable: false },
+    ],
     [r(400, {}, '{"error":"invalid_client"}'), { code: 'INVALID_CLIENT', httpStatus: 400, retryable: false }],
     [r(400, {}, '{"error":"invalid_request"}'), { code: 'REJECTED', httpStatus: 400, retryable: false }],
     [r(400, {}, 'not json'), { code: 'REJECTED', httpStatus: 400, retryable: false }],

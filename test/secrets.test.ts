@@ -40,7 +40,10 @@ describe('secrets never leak', () => {
 
     await scenario(() => undefined, 303);
     await scenario(() => undefined, 200, 'application/json');
-    await scenario(() => h.fake.fail({ type: 'status', status: 503, body: '{"error":"temporarily_unavailable"}' }), 303);
+    await scenario(
+      () => h.fake.fail({ type: 'status', status: 503, body: '{"error":"temporarily_unavailable"}' }),
+      303,
+    );
     await scenario(() => h.fake.fail({ type: 'status', status: 400, body: '{"error":"invalid_request"}' }), 303);
     await scenario(() => h.fake.fail({ type: 'hang' }), 200, 'application/json');
     await scenario(() => h.fake.fail({ type: 'reset' }), 303);
@@ -64,7 +67,7 @@ describe('secrets never leak', () => {
     expect(findLeaks(everythingCaptured(h), secrets)).toEqual([]);
   });
 
-  it('keeps the client secret out of errors and inspection of the public objects', async () => {
+  it('keeps the client secret out of errors and inspection of the public objects', () => {
     const secret = 'cs_super_secret_value';
     const found: string[] = [];
     const attempts: Array<() => unknown> = [

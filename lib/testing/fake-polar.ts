@@ -166,8 +166,8 @@ export async function startFakePolar(options: FakePolarOptions = {}): Promise<Fa
 
   function takeFault(hint: string | undefined): FakeFault | undefined {
     for (let i = faults.length - 1; i >= 0; i -= 1) {
-      const active = faults[i]!;
-      if (active.hint !== undefined && active.hint !== hint) continue;
+      const active = faults[i];
+      if (!active || (active.hint !== undefined && active.hint !== hint)) continue;
       active.remaining -= 1;
       if (active.remaining <= 0) faults.splice(i, 1);
       return active.fault;
@@ -183,13 +183,21 @@ export async function startFakePolar(options: FakePolarOptions = {}): Promise<Fa
   function revoke(token: string): void {
     const grant = grantOf.get(token);
     if (grant === undefined) return; // RFC 7009: unknown tokens are answered 200 all the same
-    if (refreshTokens.has(token)) revokedGrants.add(grant); // Polar ends the whole grant
+    if (refreshTokens.has(token))
+      revokedGrants.add(grant); // Polar ends the whole grant
     else revokedTokens.add(token);
   }
 
-  function authenticate(req: IncomingMessage, form: URLSearchParams): Pick<FakeRevokeCall, 'clientAuth' | 'authenticated'> {
+  function authenticate(
+    req: IncomingMessage,
+    form: URLSearchParams,
+  ): Pick<FakeRevokeCall, 'clientAuth' | 'authenticated'> {
     const basic = basicCredentials(req.headers.authorization);
-    if (basic) return { clientAuth: 'client_secret_basic', authenticated: basic.id === clientId && basic.secret === clientSecret };
+    if (basic)
+      return {
+        clientAuth: 'client_secret_basic',
+        authenticated: basic.id === clientId && basic.secret === clientSecret,
+      };
     if (form.has('client_secret')) {
       return {
         clientAuth: 'client_secret_post',

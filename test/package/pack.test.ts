@@ -43,7 +43,22 @@ beforeAll(() => {
   const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'));
   if (!tarball) throw new Error('npm pack produced no tarball');
   writeFileSync(path.join(work, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
-  run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', `./${tarball}`, 'express@5', 'express-session@1'], work);
+  run(
+    'npm',
+    [
+      'install',
+      '--prefer-offline',
+      '--no-audit',
+      '--no-fund',
+      `./${tarball}`,
+      'express@5',
+      'express-session@1',
+      '@types/express@5',
+      '@types/express-session@1',
+      '@types/node@20',
+    ],
+    work,
+  );
 }, 240_000);
 
 afterAll(() => {
@@ -53,8 +68,20 @@ afterAll(() => {
 describe('the packed package', () => {
   it('contains only what users need', () => {
     const listing = run('tar', ['-tzf', readdirSync(work).find((f) => f.endsWith('.tgz'))!], work);
-    const files = listing.trim().split('\n').map((f) => f.replace(/^package\//, ''));
-    expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/testing/index.js']));
+    const files = listing
+      .trim()
+      .split('\n')
+      .map((f) => f.replace(/^package\//, ''));
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'package.json',
+        'README.md',
+        'dist/index.js',
+        'dist/index.mjs',
+        'dist/index.d.ts',
+        'dist/testing/index.js',
+      ]),
+    );
     expect(files.filter((f) => !/^(dist\/|package\.json$|README\.md$|CHANGELOG\.md$|LICENSE$)/.test(f))).toEqual([]);
   });
 
@@ -76,5 +103,26 @@ import { polarLogout, createPolarRevoker, PolarLogoutError } from 'express-polar
 import { startFakePolar } from 'express-polar-logout/testing';`),
     );
     expect(run('node', ['esm.mjs'], work)).toContain('LOGOUT_OK');
+  });
+
+  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  const consumer = `import { polarLogout, PolarLogoutError, type LogoutEvent } from 'express-polar-logout';
+import { startFakePolar, type FakePolar } from 'express-polar-logout/testing';
+const onLogout = (event: LogoutEvent): void => void event.revocation.accessToken.status;
+export const handler = polarLogout({ clientId: 'id', clientSecret: 'secret', onLogout });
+export const isError = (e: unknown): boolean => e instanceof PolarLogoutError && e.code === 'REVOCATION_FAILED';
+export const start: () => Promise<FakePolar> = startFakePolar;
+// @ts-expect-error a misspelt option must not compile for users either
+polarLogout({ clientId: 'id', clientSecret: 'secret', redirecTo: '/' });
+`;
+
+  it.each([
+    ['node16 from a CommonJS file', 'consumer.cts', ['--module', 'node16', '--moduleResolution', 'node16']],
+    ['node16 from an ES module file', 'consumer.mts', ['--module', 'node16', '--moduleResolution', 'node16']],
+    ['bundler', 'consumer.ts', ['--module', 'esnext', '--moduleResolution', 'bundler']],
+  ])('type-checks for TypeScript users with moduleResolution %s', (_label, file, flags) => {
+    writeFileSync(path.join(work, file), consumer);
+    // No skipLibCheck: the shipped declarations themselves must compile.
+    run('node', [tsc, '--noEmit', '--strict', '--target', 'es2022', '--types', 'node', ...flags, file], work);
   });
 });
