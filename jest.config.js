@@ -11,6 +11,7 @@ const shared = {
 
 module.exports = {
   testTimeout: 20000,
+  globalSetup: '<rootDir>/test/global-setup.js',
   projects: [
     { ...shared, displayName: 'express5', testMatch: ['**/*.test.ts'], globals: { EXPRESS_MAJOR: 5 } },
     {

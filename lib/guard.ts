@@ -27,8 +27,13 @@ export function createGuard(methods: readonly string[], trustedOrigins: Readonly
   function isCrossSite(req: Request): boolean {
     const origin = req.headers.origin;
     const fetchSite = req.headers['sec-fetch-site'];
+    if (origin === 'null') {
+      // Browsers send "null" for opaque origins (sandboxed frames, data: URLs, cross-site redirects) and also for
+      // same-origin form posts under `Referrer-Policy: no-referrer` (helmet's default). Sec-Fetch-Site cannot be
+      // set by page scripts, so "null" passes only when the browser itself says the request is same-origin.
+      return fetchSite !== 'same-origin';
+    }
     if (origin !== undefined) {
-      // "null" (sandboxed frames, some redirects) is never trusted.
       if (trustedOrigins.has(origin)) return false;
       if (!isOwnOrigin(origin, req)) return true;
     }

@@ -17,3 +17,13 @@ export type {
   TokenPair,
   TokenTypeHint,
 } from './types';
+export {
+  guardSessionStore,
+  createMemoryTombstones,
+  createRedisTombstones,
+  type SessionStoreGuardOptions,
+  type SessionTombstones,
+  type MemoryTombstonesOptions,
+  type RedisTombstonesOptions,
+  type RedisTombstoneClient,
+} from './session-guard';

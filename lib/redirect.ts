@@ -35,7 +35,13 @@ function decodedForms(value: string): string[] | undefined {
 /** "/x" only: not "//host", not "/\\host", and no control or space characters in the path part. */
 function isSafeRelative(form: string): boolean {
   const path = form.split(/[?#]/, 1)[0] ?? '';
-  return path.startsWith('/') && !path.startsWith('//') && !UNSAFE_CHARACTER.test(path);
+  if (!path.startsWith('/') || path.startsWith('//') || UNSAFE_CHARACTER.test(path)) return false;
+  // Dot segments collapse: "/..//evil.example" and "/.//evil.example" normalise to "//evil.example".
+  try {
+    return !new URL(path, PLACEHOLDER_ORIGIN).pathname.startsWith('//');
+  } catch {
+    return false;
+  }
 }
 
 /** A same-site path, normalised, or undefined when the value is not provably on this site. */
@@ -51,7 +57,11 @@ function safePath(value: string): string | undefined {
     return undefined;
   }
   if (url.origin !== PLACEHOLDER_ORIGIN) return undefined;
-  return url.pathname + url.search + url.hash;
+  const normalised = url.pathname + url.search + url.hash;
+  // Normalising removes dot segments, which can turn a clean value into one that is not ("/./%2f%2E%2E"
+  // becomes "/%2f%2E%2E", "//.." once decoded): the result must pass the same checks.
+  const normalisedForms = decodedForms(normalised);
+  return normalisedForms && normalisedForms.every(isSafeRelative) ? normalised : undefined;
 }
 
 /** An absolute URL on an allowlisted origin, normalised, or undefined. */

@@ -299,6 +299,16 @@ describe('the guard', () => {
     expect(await h.sessionIds()).toEqual([sessionId]);
   });
 
+  it('accepts Origin: null when the browser says same-origin (Referrer-Policy: no-referrer form posts)', async () => {
+    const h = await harness();
+    const { cookie } = await h.login();
+    await h.post(cookie).set({ Origin: 'null', 'Sec-Fetch-Site': 'same-origin' }).expect(303);
+    expect(await h.sessionIds()).toEqual([]);
+    const second = await h.login();
+    await h.post(second.cookie).set({ Origin: 'null', 'Sec-Fetch-Site': 'same-site' }).expect(403);
+    expect(await h.sessionIds()).toEqual([second.sessionId]);
+  });
+
   it('lets same-origin and same-site fetch metadata through', async () => {
     const h = await harness();
     const { cookie } = await h.login();

@@ -1,5 +1,5 @@
 /**
- * The package as users get it: `npm pack` (which builds on prepack), installed from the tarball into an
+ * The package as users get it: `npm pack` of the built dist/, installed from the tarball into an
  * empty project, then imported from ES modules and required from CommonJS, and run for real.
  */
 import { execFileSync } from 'node:child_process';
@@ -39,7 +39,8 @@ const scenario = (imports: string): string => `${imports}
 
 beforeAll(() => {
   work = mkdtempSync(path.join(tmpdir(), 'epl-pack-'));
-  run('npm', ['pack', '--pack-destination', work, '--silent'], root);
+  // dist/ was built by the global setup; packing without prepack keeps it stable for the suites running alongside.
+  run('npm', ['pack', '--ignore-scripts', '--pack-destination', work, '--silent'], root);
   const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'));
   if (!tarball) throw new Error('npm pack produced no tarball');
   writeFileSync(path.join(work, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));

@@ -1,0 +1,333 @@
+// @ts-check
+'use strict';
+/**
+ * The example app: sign in with Polar (OAuth 2.0 code flow with PKCE), sign out with express-polar-logout.
+ *
+ * createExampleApp(config) builds everything (Polar stand-in when no real Polar is configured, session store,
+ * Express app) and returns it without listening, so tests can drive it; server.js reads the environment and
+ * listens.
+ */
+const { randomBytes, timingSafeEqual } = require('node:crypto');
+const path = require('node:path');
+const express = require('express');
+const session = require('express-session');
+// helmet's CommonJS typings only declare the default export; at run time both forms work.
+const { default: helmet } = require('helmet');
+// Imported by its package name, exactly as in your app (this repository resolves it to its own build in dist/).
+const { polarLogout, createPolarRevoker, PolarLogoutError } = require('express-polar-logout');
+const pages = require('./pages');
+const { createPolarOAuthClient, OAuthError, POLAR_SERVERS } = require('./polar-oauth');
+const { startPolarStandin } = require('./polar-standin');
+const { createSessionStore } = require('./session-store');
+
+/** The session cookie's name: given to express-session and, so it can clear it, to polarLogout(). */
+const SESSION_COOKIE = 'polar-example.sid';
+/** How many logout events the audit page keeps. */
+const AUDIT_LIMIT = 20;
+/** How long a sign-in may take between leaving for Polar and coming back. */
+const SIGN_IN_TTL_MS = 10 * 60 * 1000;
+
+/**
+ * What the example keeps in the session. accessToken and refreshToken are where polarLogout() looks by default.
+ * @typedef {object} ExampleSessionData
+ * @property {{ state: string, codeVerifier: string, startedAt: number }} [oauth] A sign-in in progress.
+ * @property {string} [accessToken]
+ * @property {string} [refreshToken]
+ * @property {number} [expiresAt]
+ * @property {import('./polar-oauth').PolarUser} [user]
+ */
+
+/**
+ * @param {import('express').Request} req
+ * @returns {import('express-session').Session & ExampleSessionData}
+ */
+const sessionOf = (req) => /** @type {any} */ (req.session);
+
+/**
+ * @param {unknown} a
+ * @param {string} b
+ */
+function safeEqual(a, b) {
+  if (typeof a !== 'string') return false;
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * @param {import('express').Request} req
+ * @param {'regenerate' | 'save'} method
+ * @returns {Promise<void>}
+ */
+function sessionCall(req, method) {
+  return new Promise((resolve, reject) =>
+    req.session[method]((/** @type {unknown} */ err) => (err ? reject(err) : resolve())),
+  );
+}
+
+/**
+ * Where sign-in and revocation go: the real Polar (sandbox or production) or the stand-in.
+ * @param {import('./config').ExampleConfig} config
+ * @param {import('./polar-standin').PolarStandin | undefined} standin
+ */
+function describePolar(config, standin) {
+  if (config.polar) {
+    const { clientId, clientSecret, server } = config.polar;
+    return {
+      clientId,
+      clientSecret,
+      ...POLAR_SERVERS[server],
+      /** polarLogout() knows Polar's API hosts by name. */
+      revocation: { server },
+      label: server === 'sandbox' ? 'Polar sandbox (sandbox.polar.sh)' : 'Polar (polar.sh)',
+    };
+  }
+  if (!standin) throw new Error('describePolar: no Polar configured and no stand-in started');
+  return {
+    clientId: standin.clientId,
+    clientSecret: standin.clientSecret,
+    authorizeUrl: standin.authorizeUrl,
+    apiUrl: standin.url,
+    revocation: { baseUrl: standin.url },
+    label: 'in-process stand-in (no Polar account needed)',
+  };
+}
+
+/**
+ * @typedef {object} ExampleAppOptions
+ * @property {(message: string) => void} [log] Where the app reports what happens (default console.log).
+ *   It never receives a token, the client secret or a session id.
+ */
+
+/**
+ * @param {import('./config').ExampleConfig} config
+ * @param {ExampleAppOptions} [options]
+ */
+async function createExampleApp(config, options = {}) {
+  const log = options.log ?? ((message) => console.log(message));
+  const redirectUri = `${config.publicUrl}/auth/callback`;
+  const https = config.publicUrl.startsWith('https:');
+
+  // Polar: the real one when configured, otherwise the in-process stand-in.
+  const standin = config.polar ? undefined : await startPolarStandin({ redirectUris: [redirectUri] });
+  const polar = describePolar(config, standin);
+
+  /** @type {import('express-polar-logout').LogoutEvent[]} */
+  const auditEvents = [];
+  /** @param {import('express-polar-logout').LogoutEvent} event */
+  const recordLogout = (event) => {
+    auditEvents.unshift(event);
+    auditEvents.length = Math.min(auditEvents.length, AUDIT_LIMIT);
+    const { accessToken: at, refreshToken: rt } = event.revocation;
+    log(
+      `logout ${event.loggedOut ? 'done' : `FAILED (${event.error?.code})`}: access token ${at.status}, ` +
+        `refresh token ${rt.status}, ${event.durationMs} ms, session ${event.sessionIdHash ?? '-'}`,
+    );
+  };
+
+  let logout;
+  let revoker;
+  let sessionStore;
+  try {
+    // The point of the example. Its options are checked here, at start-up.
+    logout = polarLogout({
+      clientId: polar.clientId,
+      clientSecret: polar.clientSecret,
+      ...polar.revocation,
+      cookieName: SESSION_COOKIE,
+      redirectTo: '/signed-out',
+      onLogout: recordLogout,
+    });
+    // For tokens to give back outside a logout (a sign-in that fails half-way).
+    revoker = createPolarRevoker({ clientId: polar.clientId, clientSecret: polar.clientSecret, ...polar.revocation });
+    sessionStore = await createSessionStore({ redisUrl: config.redisUrl, log });
+  } catch (err) {
+    logout?.close();
+    revoker?.close();
+    await standin?.close();
+    throw err;
+  }
+
+  const oauth = createPolarOAuthClient({
+    clientId: polar.clientId,
+    clientSecret: polar.clientSecret,
+    authorizeUrl: polar.authorizeUrl,
+    apiUrl: polar.apiUrl,
+    redirectUri,
+  });
+
+  const app = express();
+  app.set('trust proxy', config.trustProxy);
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          defaultSrc: ["'none'"],
+          scriptSrc: ["'none'"],
+          styleSrc: ["'self'"],
+          imgSrc: ["'self'"],
+          formAction: ["'self'"],
+          frameAncestors: ["'none'"],
+          baseUri: ["'none'"],
+          ...(https ? { upgradeInsecureRequests: [] } : {}),
+        },
+      },
+      strictTransportSecurity: https,
+      // Not helmet's default (no-referrer): with it, browsers send `Origin: null` on same-origin form POSTs,
+      // and polarLogout() refuses those as cross-site (logout CSRF protection).
+      referrerPolicy: { policy: 'same-origin' },
+    }),
+  );
+  app.use(express.static(path.join(__dirname, 'public'), { index: false, maxAge: '1h' }));
+  app.use(
+    session({
+      name: SESSION_COOKIE,
+      secret: config.sessionSecret ?? randomBytes(32).toString('hex'),
+      store: sessionStore.store,
+      resave: false,
+      saveUninitialized: false,
+      cookie: { httpOnly: true, sameSite: 'lax', secure: https, maxAge: 8 * 60 * 60 * 1000 },
+    }),
+  );
+  // Every page below depends on the session: never let a cache (the browser's back button included) replay one.
+  app.use((_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
+
+  /**
+   * @param {import('express').Response} res
+   * @param {import('./pages').SafeHtml} page
+   * @param {number} [status]
+   */
+  const render = (res, page, status = 200) => res.status(status).type('html').send(page.value);
+  /**
+   * @param {import('express').Response} res
+   * @param {number} status
+   * @param {string} title
+   * @param {string} message
+   */
+  const renderError = (res, status, title, message) =>
+    render(res, pages.errorPage({ polarLabel: polar.label, title, message }), status);
+
+  app.get('/', (req, res) => {
+    const s = sessionOf(req);
+    if (s.user && s.accessToken) {
+      return render(res, pages.homeSignedIn({ polarLabel: polar.label, user: s.user, expiresAt: s.expiresAt }));
+    }
+    render(res, pages.homeSignedOut({ polarLabel: polar.label }));
+  });
+
+  const publicHost = new URL(config.publicUrl).host;
+  const localPublicUrl = /^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/.test(publicHost);
+
+  app.get('/login', (req, res, next) => {
+    // The session cookie belongs to one host name: sign in on the one Polar will redirect back to
+    // (http://127.0.0.1:3000 and http://localhost:3000 do not share cookies).
+    if (localPublicUrl && req.get('host') !== publicHost) return res.redirect(302, `${config.publicUrl}/login`);
+    const s = sessionOf(req);
+    if (s.user) return res.redirect(303, '/');
+    const { url, state, codeVerifier } = oauth.startAuthorization();
+    s.oauth = { state, codeVerifier, startedAt: Date.now() };
+    s.save((err) => (err ? next(err) : res.redirect(302, url)));
+  });
+
+  app.get('/auth/callback', async (req, res) => {
+    const s = sessionOf(req);
+    const pending = s.oauth;
+    delete s.oauth; // one use, whatever happens
+    const { state, code, error } = req.query;
+    if (!pending || !safeEqual(state, pending.state) || Date.now() - pending.startedAt > SIGN_IN_TTL_MS) {
+      return renderError(
+        res,
+        400,
+        'Sign-in failed',
+        'This sign-in answer does not match a sign-in started in this browser, or it took too long. Please start again.',
+      );
+    }
+    if (typeof error === 'string') {
+      const reason =
+        error === 'access_denied' ? 'You declined the request on Polar.' : `Polar answered "${error.slice(0, 64)}".`;
+      return renderError(res, 400, 'Sign-in cancelled', reason);
+    }
+    if (typeof code !== 'string' || code === '') return renderError(res, 400, 'Sign-in failed', 'Polar sent no code.');
+
+    let tokens;
+    let user;
+    try {
+      tokens = await oauth.exchangeCode(code, pending.codeVerifier);
+      user = await oauth.userinfo(tokens.accessToken);
+    } catch (err) {
+      if (!(err instanceof OAuthError)) throw err;
+      // Tokens we cannot use are given back instead of left active.
+      if (tokens) await revoker.revoke({ accessToken: tokens.accessToken, refreshToken: tokens.refreshToken });
+      log(`sign-in failed: ${err.code}`);
+      return renderError(res, 502, 'Sign-in failed', err.message);
+    }
+    // A new session id at sign-in (session fixation), then the tokens where polarLogout() finds them.
+    await sessionCall(req, 'regenerate');
+    Object.assign(sessionOf(req), {
+      accessToken: tokens.accessToken,
+      refreshToken: tokens.refreshToken,
+      expiresAt: tokens.expiresAt,
+      user,
+    });
+    await sessionCall(req, 'save');
+    log(`sign-in: ${user.sub}`);
+    res.redirect(303, '/');
+  });
+
+  app.post('/logout', logout);
+
+  app.get('/signed-out', (_req, res) => {
+    render(res, pages.signedOut({ polarLabel: polar.label }));
+  });
+
+  app.get('/audit', (_req, res) => {
+    render(res, pages.audit({ polarLabel: polar.label, events: auditEvents, limit: AUDIT_LIMIT }));
+  });
+
+  app.use((_req, res) => {
+    renderError(res, 404, 'Not found', 'There is no page here.');
+  });
+
+  /** @type {import('express').ErrorRequestHandler} */
+  const onError = (err, req, res, next) => {
+    if (res.headersSent) return next(err);
+    // PolarLogoutError messages are written to be shown; other errors (a store failing...) are not.
+    const known = err instanceof PolarLogoutError;
+    log(`request failed: ${known ? `${err.name} ${err.code}` : err instanceof Error ? err.name : typeof err}`);
+    const status = known ? err.status : 500;
+    const message = known ? err.message : 'Something went wrong. Please try again.';
+    if (req.accepts(['html', 'json']) === 'json') {
+      res.status(status).json({ error: known ? err.code : 'internal_error', message });
+      return;
+    }
+    renderError(res, status, known && err.code === 'REVOCATION_FAILED' ? 'Sign-out failed' : 'Error', message);
+  };
+  app.use(onError);
+
+  return {
+    app,
+    config,
+    /** The stand-in, when no real Polar is configured. */
+    standin,
+    sessionStore,
+    cookieName: SESSION_COOKIE,
+    redirectUri,
+    polarLabel: polar.label,
+    /** Logout events, newest first. */
+    auditEvents: /** @type {readonly import('express-polar-logout').LogoutEvent[]} */ (auditEvents),
+    async close() {
+      logout.close();
+      revoker.close();
+      await sessionStore.close();
+      await standin?.close();
+    },
+  };
+}
+
+/** @typedef {Awaited<ReturnType<typeof createExampleApp>>} ExampleApp */
+
+module.exports = { createExampleApp, SESSION_COOKIE };

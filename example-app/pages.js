@@ -1,0 +1,195 @@
+// @ts-check
+'use strict';
+/**
+ * The example's HTML. No script, no inline style: the Content-Security-Policy forbids both. Every value
+ * interpolated through `html` is escaped unless it is itself `html`.
+ */
+
+class SafeHtml {
+  /** @param {string} value */
+  constructor(value) {
+    this.value = value;
+  }
+  toString() {
+    return this.value;
+  }
+}
+
+/** @param {unknown} value */
+function escapeHtml(value) {
+  return String(value).replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c,
+  );
+}
+
+/** @param {unknown} value @returns {string} */
+function fragment(value) {
+  if (value instanceof SafeHtml) return value.value;
+  if (Array.isArray(value)) return value.map(fragment).join('');
+  if (value === undefined || value === null || value === false) return '';
+  return escapeHtml(value);
+}
+
+/**
+ * @param {TemplateStringsArray} strings
+ * @param {unknown[]} values
+ */
+function html(strings, ...values) {
+  let out = strings[0] ?? '';
+  values.forEach((value, i) => {
+    out += fragment(value) + (strings[i + 1] ?? '');
+  });
+  return new SafeHtml(out);
+}
+
+/**
+ * @param {{ title: string, body: SafeHtml, polarLabel: string }} page
+ */
+function layout({ title, body, polarLabel }) {
+  return html`<!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>${title} · express-polar-logout example</title>
+        <link rel="stylesheet" href="/style.css" />
+        <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+      </head>
+      <body>
+        <header>
+          <a class="brand" href="/">express-polar-logout example</a>
+          <nav><a href="/">Home</a> <a href="/audit">Audit log</a></nav>
+        </header>
+        <main>${body}</main>
+        <footer>Polar: ${polarLabel}</footer>
+      </body>
+    </html> `;
+}
+
+/** @param {{ polarLabel: string }} context */
+function homeSignedOut({ polarLabel }) {
+  return layout({
+    title: 'Welcome',
+    polarLabel,
+    body: html`<h1>Welcome</h1>
+      <p>You are not signed in.</p>
+      <p><a class="button primary" href="/login">Sign in with Polar</a></p>`,
+  });
+}
+
+/**
+ * @param {{ polarLabel: string, user: import('./polar-oauth').PolarUser, expiresAt: number | undefined }} context
+ */
+function homeSignedIn({ polarLabel, user, expiresAt }) {
+  return layout({
+    title: 'Signed in',
+    polarLabel,
+    body: html`<h1>Hello, ${user.name ?? user.email ?? 'Polar user'}</h1>
+      <p class="status" id="signed-in">You are signed in with Polar.</p>
+      <dl>
+        <dt>Name</dt>
+        <dd>${user.name ?? '(not shared)'}</dd>
+        <dt>Email</dt>
+        <dd>${user.email ?? '(not shared)'}</dd>
+        <dt>Polar user id</dt>
+        <dd><code>${user.sub}</code></dd>
+        ${
+          expiresAt
+            ? html`<dt>Access token expires</dt>
+                <dd>${new Date(expiresAt).toISOString()}</dd>`
+            : ''
+        }
+      </dl>
+      <form method="post" action="/logout">
+        <button type="submit" class="button">Sign out</button>
+      </form>
+      <p class="hint">
+        Signing out revokes your Polar access and refresh tokens, destroys the session and clears its cookie.
+      </p>`,
+  });
+}
+
+/** @param {{ polarLabel: string }} context */
+function signedOut({ polarLabel }) {
+  return layout({
+    title: 'Signed out',
+    polarLabel,
+    body: html`<h1>You are signed out</h1>
+      <p class="status" id="signed-out">Your session is gone and its cookie cleared.</p>
+      <p>The <a href="/audit">audit log</a> shows what happened to your Polar tokens.</p>
+      <p><a class="button primary" href="/login">Sign in with Polar</a></p>`,
+  });
+}
+
+/** @param {import('express-polar-logout').TokenOutcome} outcome */
+function outcomeCell(outcome) {
+  const detail = outcome.error
+    ? ` (${outcome.error.code}${outcome.error.httpStatus ? ` ${outcome.error.httpStatus}` : ''})`
+    : '';
+  const queued = outcome.queued ? ', queued for retry' : '';
+  return html`<td class="${outcome.status}">${outcome.status}${detail}${queued}</td>`;
+}
+
+/**
+ * @param {{ polarLabel: string, events: readonly import('express-polar-logout').LogoutEvent[], limit: number }} context
+ */
+function audit({ polarLabel, events, limit }) {
+  const rows = events.map(
+    (e) =>
+      html`<tr>
+        <td><time datetime="${e.at}">${e.at}</time></td>
+        <td class="${e.loggedOut ? 'revoked' : 'failed'}">
+          ${e.loggedOut ? 'signed out' : `not signed out (${e.error?.code ?? 'unknown'})`}
+        </td>
+        ${outcomeCell(e.revocation.accessToken)} ${outcomeCell(e.revocation.refreshToken)}
+        <td>${e.sessionDestroyed ? 'yes' : 'no'}</td>
+        <td>${e.durationMs} ms</td>
+        <td><code>${e.sessionIdHash ?? '-'}</code></td>
+      </tr>`,
+  );
+  return layout({
+    title: 'Audit log',
+    polarLabel,
+    body: html`<h1>Audit log</h1>
+      <p>
+        The last ${limit} logout events recorded by the <code>onLogout</code> hook, newest first. They hold no token and
+        no session id, only a hash of it. This page is public because this is an example; protect it in a real app.
+      </p>
+      ${
+        events.length === 0
+          ? html`<p id="no-events">No logout yet.</p>`
+          : html`<table id="events">
+              <thead>
+                <tr>
+                  <th>When (UTC)</th>
+                  <th>Result</th>
+                  <th>Access token</th>
+                  <th>Refresh token</th>
+                  <th>Session destroyed</th>
+                  <th>Took</th>
+                  <th>Session (hash)</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${rows}
+              </tbody>
+            </table>`
+      }`,
+  });
+}
+
+/**
+ * @param {{ polarLabel: string, title: string, message: string }} context
+ */
+function errorPage({ polarLabel, title, message }) {
+  return layout({
+    title,
+    polarLabel,
+    body: html`<h1>${title}</h1>
+      <p>${message}</p>
+      <p><a href="/">Back to the home page</a></p>`,
+  });
+}
+
+module.exports = { html, escapeHtml, SafeHtml, homeSignedOut, homeSignedIn, signedOut, audit, errorPage };

@@ -1,0 +1,105 @@
+// @ts-check
+'use strict';
+/**
+ * The session store: express-session's in-memory store by default, or Redis (connect-redis + node-redis)
+ * when REDIS_URL is set, as most apps that run more than one instance do. A Redis that cannot be reached
+ * stops the app at start-up with a clear message instead of failing the first request.
+ */
+const session = require('express-session');
+const { RedisStore } = require('connect-redis');
+const { createClient } = require('redis');
+
+/** Sessions live under this prefix, so the example can share a Redis with other things. */
+const REDIS_PREFIX = 'polar-example:sess:';
+const CONNECT_TIMEOUT_MS = 5000;
+
+/** Thrown when a dependency the configuration asks for is not usable at start-up. */
+class StartupError extends Error {
+  /** @param {string} message */
+  constructor(message) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+/**
+ * @typedef {object} SessionStoreHandle
+ * @property {session.Store} store
+ * @property {'memory' | 'redis'} kind
+ * @property {string} description For the start-up banner; never holds a password.
+ * @property {string | undefined} prefix Key prefix in Redis.
+ * @property {() => Promise<void>} close
+ */
+
+/**
+ * The URL without credentials, for messages.
+ * @param {string} redisUrl
+ */
+function describeRedis(redisUrl) {
+  const url = new URL(redisUrl);
+  return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
+}
+
+/**
+ * @param {{ redisUrl?: string | undefined, log?: (message: string) => void }} options
+ * @returns {Promise<SessionStoreHandle>}
+ */
+async function createSessionStore({ redisUrl, log = (message) => console.error(message) }) {
+  if (!redisUrl) {
+    return {
+      store: new session.MemoryStore(),
+      kind: 'memory',
+      description: 'in memory',
+      prefix: undefined,
+      close: async () => {},
+    };
+  }
+  const where = describeRedis(redisUrl);
+  let connected = false;
+  let reportedDown = false;
+  const client = createClient({
+    url: redisUrl,
+    socket: {
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      // Before the first connection: give up at once (fail fast). After it: reconnect with a capped backoff.
+      // (A new Error rather than `cause`: node-redis checks `instanceof Error`, which fails for errors from
+      // another realm, as under jest.)
+      reconnectStrategy: (retries, cause) =>
+        connected ? Math.min(100 * 2 ** retries, 5000) : new Error(cause.message),
+    },
+  });
+  client.on('error', (/** @type {Error} */ err) => {
+    if (!connected || reportedDown) return;
+    reportedDown = true;
+    log(`Redis at ${where} is unreachable (${err.message}); session requests fail until it is back.`);
+  });
+  client.on('ready', () => {
+    if (reportedDown) log(`Redis at ${where} is reachable again.`);
+    reportedDown = false;
+  });
+
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (err) {
+    if (client.isOpen) client.destroy();
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new StartupError(
+      `Cannot use Redis at ${where} for sessions (${reason}). Start Redis, fix REDIS_URL, or unset REDIS_URL ` +
+        'to keep sessions in memory.',
+    );
+  }
+  connected = true;
+  return {
+    store: new RedisStore({ client, prefix: REDIS_PREFIX }),
+    kind: 'redis',
+    description: `in Redis at ${where}`,
+    prefix: REDIS_PREFIX,
+    close: async () => {
+      connected = false;
+      if (client.isOpen) await client.close();
+    },
+  };
+}
+
+module.exports = { createSessionStore, StartupError, REDIS_PREFIX };

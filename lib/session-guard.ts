@@ -1,0 +1,339 @@
+/**
+ * Keeping a destroyed session destroyed. express-session writes a session back at the end of every request
+ * that modified it (and, with `resave` or `rolling`, of requests that did not), so a request that loaded the
+ * session before a logout and ends after it puts the destroyed session back in the store: the old cookie
+ * works again. guardSessionStore() wraps the store, remembers the ids it destroyed (hashed) for `ttlMs` in
+ * "tombstones", and refuses to write them again.
+ *
+ * The write path is check, write, check again: a write that slipped past the first check while another
+ * process destroyed the session is undone by the second, so the guarantee holds across processes as long as
+ * they share the tombstones (createRedisTombstones) and destroy() records the tombstone before it deletes.
+ */
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import type { Request } from 'express';
+import type { SessionData, Store } from 'express-session';
+import createDebug from 'debug';
+import { hashSessionId } from './audit';
+import { invalidOption } from './errors';
+import { rejectUnknownKeys } from './options';
+
+const debug = createDebug('express-polar-logout:session-guard');
+
+/** Where the guard remembers destroyed sessions. Keys are SHA-256 hashes of session ids, never raw ids. */
+export interface SessionTombstones {
+  /** Remembers `key` for `ttlMs`. */
+  add(key: string, ttlMs: number): void | Promise<void>;
+  /** Whether `key` was added less than its ttl ago. */
+  has(key: string): boolean | Promise<boolean>;
+}
+
+/** Options of guardSessionStore(). */
+export interface SessionStoreGuardOptions {
+  /**
+   * How long a destroyed session id stays refused, in ms. Make it longer than your slowest request
+   * (uploads, long polls). Default 600000 (10 minutes).
+   */
+  ttlMs?: number;
+  /**
+   * Where tombstones are kept. Default: this process's memory (createMemoryTombstones()), which protects
+   * one process only; when several processes or machines share the session store, pass
+   * createRedisTombstones({ client }) so that all of them see every logout.
+   */
+  tombstones?: SessionTombstones;
+  /**
+   * Called when a write to a destroyed session is refused (`set`, `touch`), or when a destroyed session is
+   * found back in the store and removed (`get`: an unguarded writer put it there). For metrics; errors ignored.
+   */
+  onRefused?: (info: { operation: 'set' | 'touch' | 'get'; sessionIdHash: string | undefined }) => void;
+}
+
+/** Options of createMemoryTombstones(). */
+export interface MemoryTombstonesOptions {
+  /**
+   * Most tombstones kept; the oldest are dropped beyond it, so that a flood of logouts cannot exhaust memory
+   * (every logout, even without a stored session, records one). Default 100000 (about 15 MB).
+   */
+  maxEntries?: number;
+}
+
+/** A Redis client as created by ioredis (`call`) or node-redis v4/v5 (`sendCommand`). Cluster clients are not supported. */
+export type RedisTombstoneClient =
+  | { call(command: string, ...args: Array<string | number>): Promise<unknown> }
+  | { sendCommand(args: string[]): Promise<unknown> };
+
+/** Options of createRedisTombstones(). */
+export interface RedisTombstonesOptions {
+  /** A connected ioredis or node-redis client; it can be the one your session store uses. */
+  client: RedisTombstoneClient;
+  /** Key prefix. Default `'polar-logout:tombstone:'`. */
+  prefix?: string;
+}
+
+const DEFAULT_TTL_MS = 10 * 60 * 1000;
+const MAX_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+const DEFAULT_MAX_ENTRIES = 100_000;
+const GUARD_KEYS = ['ttlMs', 'tombstones', 'onRefused'] as const;
+const REDIS_KEYS = ['client', 'prefix'] as const;
+
+/** The tombstone key of a session id: SHA-256, base64url. The raw id is never stored. */
+function tombstoneKey(sessionId: string): string {
+  return createHash('sha256').update(sessionId).digest('base64url');
+}
+
+/** Tombstones in this process's memory: a Map in insertion order, swept from its oldest end. */
+export function createMemoryTombstones(options: MemoryTombstonesOptions = {}): SessionTombstones {
+  rejectUnknownKeys(options, ['maxEntries'], 'createMemoryTombstones');
+  const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+    throw invalidOption('maxEntries', 'must be a positive integer.');
+  }
+  const expiries = new Map<string, number>();
+  let warned = false;
+
+  function sweep(now: number): void {
+    for (const [key, expiresAt] of expiries) {
+      if (expiresAt > now) break;
+      expiries.delete(key);
+    }
+  }
+
+  return {
+    add(key, ttlMs) {
+      const now = performance.now();
+      expiries.delete(key); // re-adding moves it to the young end
+      expiries.set(key, now + ttlMs);
+      sweep(now);
+      while (expiries.size > maxEntries) {
+        expiries.delete(expiries.keys().next().value as string);
+        if (!warned) {
+          warned = true;
+          debug('more than %d tombstones: dropping the oldest (raise maxEntries or lower ttlMs)', maxEntries);
+        }
+      }
+    },
+    has(key) {
+      const expiresAt = expiries.get(key);
+      if (expiresAt === undefined) return false;
+      if (expiresAt > performance.now()) return true;
+      expiries.delete(key);
+      return false;
+    },
+  };
+}
+
+/** Tombstones in Redis (`SET key 1 PX ttl`, `EXISTS key`), shared by every process that uses the same Redis. */
+export function createRedisTombstones(options: RedisTombstonesOptions): SessionTombstones {
+  if (typeof options !== 'object' || options === null) {
+    throw invalidOption('options', 'must be an object, as in createRedisTombstones({ client }).');
+  }
+  rejectUnknownKeys(options, REDIS_KEYS, 'createRedisTombstones');
+  const client = options.client as { call?: unknown; sendCommand?: unknown } | undefined;
+  let send: (args: string[]) => Promise<unknown>;
+  if (client && typeof client.call === 'function') {
+    const call = client.call as (command: string, ...args: string[]) => Promise<unknown>;
+    send = ([command, ...args]) => call.call(client, command!, ...args);
+  } else if (client && typeof client.sendCommand === 'function') {
+    const sendCommand = client.sendCommand as (args: string[]) => Promise<unknown>;
+    send = (args) => sendCommand.call(client, args);
+  } else {
+    throw invalidOption('client', 'must be an ioredis or node-redis client (with call() or sendCommand()).');
+  }
+  const prefix = options.prefix ?? 'polar-logout:tombstone:';
+  if (typeof prefix !== 'string') throw invalidOption('prefix', 'must be a string.');
+
+  return {
+    async add(key, ttlMs) {
+      await send(['SET', prefix + key, '1', 'PX', String(Math.max(1, Math.round(ttlMs)))]);
+    },
+    async has(key) {
+      return Number(await send(['EXISTS', prefix + key])) > 0;
+    },
+  };
+}
+
+function isPromiseLike<T>(value: unknown): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
+
+/** Runs a sync-or-async step and calls back outside any promise chain, as a callback store would. */
+function settle<T>(step: () => T | PromiseLike<T>, callback: (err: unknown, value?: T) => void): void {
+  let value: T | PromiseLike<T>;
+  try {
+    value = step();
+  } catch (err) {
+    return callback(err ?? new Error('tombstone step failed'));
+  }
+  if (!isPromiseLike<T>(value)) return callback(null, value);
+  value.then(
+    (result) => process.nextTick(callback, null, result),
+    (err: unknown) => process.nextTick(callback, err ?? new Error('tombstone step failed')),
+  );
+}
+
+/** What the guard needs from a store: express-session's Store. */
+type InnerStore = Store;
+
+class GuardedStore extends EventEmitter {
+  all?: Store['all'];
+  length?: Store['length'];
+  clear?: Store['clear'];
+  touch?: Store['touch'];
+  /** Set by express-session on the store it is given. */
+  generate?: (req: Request) => void;
+
+  constructor(
+    private readonly inner: InnerStore,
+    private readonly ttlMs: number,
+    private readonly tombstones: SessionTombstones,
+    private readonly onRefused: SessionStoreGuardOptions['onRefused'],
+  ) {
+    super();
+    // Reads and bulk operations pass through; only methods the store has are exposed, because
+    // express-session checks for touch() and calls it instead of set() when present.
+    if (typeof inner.all === 'function') this.all = inner.all.bind(inner);
+    if (typeof inner.length === 'function') this.length = inner.length.bind(inner);
+    if (typeof inner.clear === 'function') this.clear = inner.clear.bind(inner);
+    if (typeof inner.touch === 'function') {
+      const touch = inner.touch.bind(inner);
+      this.touch = (sid, session, callback) =>
+        this.guardedWrite('touch', sid, (cb) => touch(sid, session, cb), callback);
+    }
+    for (const event of ['connect', 'disconnect']) inner.on(event, (...args: unknown[]) => this.emit(event, ...args));
+  }
+
+  private refused(operation: 'set' | 'touch' | 'get', sid: string): void {
+    const sessionIdHash = hashSessionId(sid);
+    debug('refused to %s destroyed session %s', operation, sessionIdHash);
+    try {
+      this.onRefused?.({ operation, sessionIdHash });
+    } catch {
+      debug('onRefused threw; ignored');
+    }
+  }
+
+  private isDestroyed(sid: string, callback: (err: unknown, destroyed?: boolean) => void): void {
+    settle(() => this.tombstones.has(tombstoneKey(String(sid))), callback);
+  }
+
+  /** Check, write, check again; a write that raced a destroy elsewhere is undone. */
+  private guardedWrite(
+    operation: 'set' | 'touch',
+    sid: string,
+    write: (callback: (err?: unknown) => void) => void,
+    callback: ((err?: unknown) => void) | undefined,
+  ): void {
+    const done = (err?: unknown): void => callback?.(err ?? undefined);
+    this.isDestroyed(sid, (err, destroyed) => {
+      if (err) return done(err);
+      if (destroyed) {
+        this.refused(operation, sid);
+        return done();
+      }
+      write((writeErr) => {
+        if (writeErr) return done(writeErr);
+        this.isDestroyed(sid, (checkErr, destroyedMeanwhile) => {
+          if (checkErr) return done(checkErr);
+          if (!destroyedMeanwhile) return done();
+          this.refused(operation, sid);
+          this.inner.destroy(sid, (destroyErr?: unknown) => done(destroyErr));
+        });
+      });
+    });
+  }
+
+  get(sid: string, callback: (err: unknown, session?: SessionData | null) => void): void {
+    // The tombstone check runs alongside the read, so a guarded read costs no extra round trip of latency.
+    let pending = 2;
+    let failure: unknown;
+    let destroyed = false;
+    let session: SessionData | null | undefined;
+    const join = (): void => {
+      pending -= 1;
+      if (pending > 0) return;
+      if (failure) return callback(failure);
+      if (!destroyed || !session) return callback(null, destroyed ? null : session);
+      // A destroyed session is in the store: an unguarded writer put it back. Remove it again.
+      this.refused('get', sid);
+      this.inner.destroy(sid, (err?: unknown) => callback(err ?? null, null));
+    };
+    this.isDestroyed(sid, (err, isDestroyed) => {
+      if (err) failure ??= err;
+      destroyed = isDestroyed === true;
+      join();
+    });
+    this.inner.get(sid, (err: unknown, value?: SessionData | null) => {
+      if (err) failure ??= err;
+      session = value;
+      join();
+    });
+  }
+
+  set(sid: string, session: SessionData, callback?: (err?: unknown) => void): void {
+    this.guardedWrite('set', sid, (cb) => this.inner.set(sid, session, cb), callback);
+  }
+
+  destroy(sid: string, callback?: (err?: unknown) => void): void {
+    // The tombstone goes first, so that no write can land between the delete and the tombstone.
+    settle(
+      () => this.tombstones.add(tombstoneKey(String(sid)), this.ttlMs),
+      (tombstoneErr) => {
+        if (tombstoneErr) debug('could not record the tombstone; destroying the session anyway');
+        // Destroyed even when the tombstone failed (the guard never keeps a session alive), but reported,
+        // because a racing request could then bring it back.
+        this.inner.destroy(sid, (err?: unknown) => callback?.(err ?? tombstoneErr ?? undefined));
+      },
+    );
+  }
+
+  regenerate(req: Request, callback: (err?: unknown) => void): void {
+    // express-session's own implementation, run against this store: destroy() here, generate() set on this.
+    this.inner.regenerate.call(this as unknown as Store, req, callback);
+  }
+
+  load(sid: string, callback: (err: unknown, session?: SessionData) => void): void {
+    this.inner.load.call(this as unknown as Store, sid, callback);
+  }
+
+  createSession(req: Request, session: SessionData): ReturnType<Store['createSession']> {
+    return this.inner.createSession.call(this as unknown as Store, req, session);
+  }
+}
+
+/**
+ * Wraps an express-session store so that a session destroyed through it (logout, regenerate) cannot be
+ * written back by a request that was in flight. Give the wrapped store to express-session:
+ *
+ *   app.use(session({ store: guardSessionStore(new RedisStore({ client })), ... }))
+ */
+export function guardSessionStore<S extends Store>(store: S, options: SessionStoreGuardOptions = {}): Store {
+  const inner = store as unknown as Partial<InnerStore> | null;
+  if (
+    typeof inner !== 'object' ||
+    inner === null ||
+    typeof inner.get !== 'function' ||
+    typeof inner.set !== 'function' ||
+    typeof inner.destroy !== 'function' ||
+    typeof inner.on !== 'function' ||
+    typeof inner.regenerate !== 'function'
+  ) {
+    throw invalidOption('store', 'must be an express-session store (get, set, destroy; extends session.Store).');
+  }
+  if (typeof options !== 'object' || options === null) {
+    throw invalidOption('options', 'must be an object, as in guardSessionStore(store, { ttlMs }).');
+  }
+  rejectUnknownKeys(options, GUARD_KEYS, 'guardSessionStore');
+  const ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
+  if (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > MAX_TTL_MS) {
+    throw invalidOption('ttlMs', `must be an integer from 1 to ${MAX_TTL_MS} (ms).`);
+  }
+  const tombstones = options.tombstones ?? createMemoryTombstones();
+  if (typeof tombstones !== 'object' || tombstones === null || typeof tombstones.add !== 'function' || typeof tombstones.has !== 'function') {
+    throw invalidOption('tombstones', 'must have add(key, ttlMs) and has(key), like createRedisTombstones() returns.');
+  }
+  if (options.onRefused !== undefined && typeof options.onRefused !== 'function') {
+    throw invalidOption('onRefused', 'must be a function.');
+  }
+  return new GuardedStore(inner as InnerStore, ttlMs, tombstones, options.onRefused) as unknown as Store;
+}

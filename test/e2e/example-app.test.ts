@@ -1,0 +1,526 @@
+/**
+ * The example app without a browser: its configuration and start-up failures, its Polar stand-in's OAuth
+ * endpoints (real HTTP), its settings for the real Polar, and the sign-in callback's edge cases.
+ * The browser flow is in browser.e2e.test.ts.
+ */
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import path from 'node:path';
+import request from 'supertest';
+import {
+  freePort,
+  loadExample,
+  ROOT,
+  storedSession,
+  type ExampleApp,
+  type ExampleModules,
+  type PolarStandin,
+} from './e2e-support';
+
+let example: ExampleModules;
+let startPolarStandin: (options: { redirectUris: string[] }) => Promise<PolarStandin>;
+
+beforeAll(() => {
+  example = loadExample();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  ({ startPolarStandin } = require('../../example-app/polar-standin.js') as {
+    startPolarStandin: typeof startPolarStandin;
+  });
+});
+
+const CLIENT_SECRET = 'polar_cs_do_not_print_this_secret';
+const SESSION_SECRET = 'a-session-secret-of-forty-characters-long';
+const REAL = { POLAR_CLIENT_ID: 'polar_ci_example', POLAR_CLIENT_SECRET: CLIENT_SECRET, SESSION_SECRET };
+
+describe('configuration', () => {
+  test('with nothing set: the stand-in, memory sessions, http://localhost:3000 on loopback', () => {
+    expect(example.readConfig({})).toEqual({
+      port: 3000,
+      host: '127.0.0.1',
+      publicUrl: 'http://localhost:3000',
+      sessionSecret: undefined,
+      redisUrl: undefined,
+      trustProxy: false,
+      polar: undefined,
+    });
+    expect(example.readConfig({ PORT: '8080' }).publicUrl).toBe('http://localhost:8080');
+  });
+
+  test('real Polar with everything it needs', () => {
+    const config = example.readConfig({
+      ...REAL,
+      POLAR_SERVER: 'sandbox',
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      PUBLIC_URL: 'https://app.example.com/',
+    });
+    expect(config.polar).toEqual({ clientId: 'polar_ci_example', clientSecret: CLIENT_SECRET, server: 'sandbox' });
+    expect(config.publicUrl).toBe('https://app.example.com');
+    expect(config.redisUrl).toBe('redis://127.0.0.1:6379');
+  });
+
+  test.each([
+    [{ POLAR_CLIENT_ID: 'polar_ci_example', POLAR_SERVER: 'sandbox' }, /POLAR_CLIENT_SECRET is not/],
+    [{ POLAR_CLIENT_SECRET: CLIENT_SECRET }, /POLAR_CLIENT_ID is not/],
+    [{ POLAR_SERVER: 'sandbox' }, /POLAR_CLIENT_ID is not/],
+    [{ ...REAL }, /POLAR_SERVER must be "sandbox" or "production".*not set/],
+    [{ ...REAL, POLAR_SERVER: 'staging' }, /POLAR_SERVER must be "sandbox" or "production"/],
+    [{ ...REAL, POLAR_SERVER: 'sandbox', SESSION_SECRET: undefined }, /SESSION_SECRET is required/],
+    [{ ...REAL, POLAR_SERVER: 'sandbox', SESSION_SECRET: 'short' }, /SESSION_SECRET must be at least 32/],
+    [{ PORT: 'http' }, /PORT must be a port number/],
+    [{ PORT: '70000' }, /PORT must be a port number/],
+    [{ PUBLIC_URL: 'http://app.example.com' }, /PUBLIC_URL must use https/],
+    [{ PUBLIC_URL: 'https://app.example.com/app' }, /PUBLIC_URL must be an origin only/],
+    [{ REDIS_URL: 'http://127.0.0.1:6379' }, /REDIS_URL must start with redis:\/\//],
+    [{ REDIS_URL: 'not a url' }, /REDIS_URL must be a URL/],
+  ])('%j is refused: %s', (env, message) => {
+    let error: unknown;
+    try {
+      example.readConfig(env);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(example.ConfigError);
+    expect((error as Error).message).toMatch(message);
+    expect((error as Error).message).not.toContain(CLIENT_SECRET);
+  });
+});
+
+describe('start-up failures stop the app before it serves anything', () => {
+  test('an unreachable Redis rejects createExampleApp() at once, without the password', async () => {
+    const port = await freePort(); // nothing listens there
+    const config = example.readConfig({ REDIS_URL: `redis://:hunter2secret@127.0.0.1:${port}` });
+    const started = Date.now();
+    const error = await example.createExampleApp(config, { log: () => undefined }).catch((err: unknown) => err);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(error).toBeInstanceOf(example.StartupError);
+    expect((error as Error).message).toContain(`Cannot use Redis at redis://127.0.0.1:${port}`);
+    expect((error as Error).message).toContain('REDIS_URL');
+    expect((error as Error).message).not.toContain('hunter2secret');
+  });
+
+  /** Runs `node example-app/server.js` with only the given variables (no POLAR_* or REDIS_URL from this shell). */
+  function runServer(env: Record<string, string>): {
+    exited: Promise<{ code: number | null; stdout: string; stderr: string }>;
+    kill(): void;
+    output(): string;
+  } {
+    const clean = Object.fromEntries(
+      Object.entries(process.env).filter(
+        ([k]) => !/^(POLAR_|REDIS_URL|SESSION_SECRET|PORT|HOST|PUBLIC_URL|TRUST_PROXY)/.test(k),
+      ),
+    );
+    const child = spawn(process.execPath, [path.join(ROOT, 'example-app/server.js')], {
+      cwd: ROOT,
+      env: { ...clean, ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      }),
+    );
+    return { exited, kill: () => child.kill('SIGTERM'), output: () => stdout };
+  }
+
+  test('server.js exits 1 with the variable to fix when the client secret is missing', async () => {
+    const { code, stderr } = await runServer({ POLAR_CLIENT_ID: 'polar_ci_example', POLAR_SERVER: 'sandbox' }).exited;
+    expect(code).toBe(1);
+    expect(stderr).toContain('The example app cannot start: POLAR_CLIENT_ID is set but POLAR_CLIENT_SECRET is not');
+  });
+
+  test('server.js exits 1 when Redis cannot be reached', async () => {
+    const port = await freePort();
+    const { code, stderr } = await runServer({ REDIS_URL: `redis://127.0.0.1:${port}`, PORT: String(await freePort()) })
+      .exited;
+    expect(code).toBe(1);
+    expect(stderr).toContain(`Cannot use Redis at redis://127.0.0.1:${port}`);
+  });
+
+  test('server.js serves the app with no configuration and stops cleanly on SIGTERM', async () => {
+    const port = await freePort();
+    const server = runServer({ PORT: String(port) });
+    const deadline = Date.now() + 10_000;
+    while (!server.output().includes('Ctrl+C') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(server.output()).toContain(`express-polar-logout example: http://localhost:${port}`);
+    expect(server.output()).toContain('Sessions: in memory');
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('Sign in with Polar');
+    server.kill();
+    expect((await server.exited).code).toBe(0);
+  });
+});
+
+describe('the Polar stand-in (OAuth endpoints over real HTTP)', () => {
+  const redirectUri = 'http://localhost:3000/auth/callback';
+  let standin: PolarStandin;
+
+  beforeAll(async () => {
+    standin = await startPolarStandin({ redirectUris: [redirectUri] });
+  });
+  afterAll(() => standin.close());
+
+  function pkce(): { verifier: string; challenge: string } {
+    const verifier = randomBytes(32).toString('base64url');
+    return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
+  }
+
+  function authorizeUrl(params: Record<string, string | undefined>): string {
+    const url = new URL(standin.authorizeUrl);
+    for (const [key, value] of Object.entries(params)) if (value !== undefined) url.searchParams.set(key, value);
+    return url.href;
+  }
+
+  const validParams = (challenge: string): Record<string, string> => ({
+    response_type: 'code',
+    client_id: standin.clientId,
+    redirect_uri: redirectUri,
+    scope: 'openid profile email',
+    state: 'state-123',
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  });
+
+  /** Goes through the consent page; returns the Location the browser would be sent to. */
+  async function decide(challenge: string, decision: 'allow' | 'deny'): Promise<URL> {
+    const page = await fetch(authorizeUrl(validParams(challenge)));
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    const id = /name="request" value="([^"]+)"/.exec(html)?.[1];
+    expect(id).toBeDefined();
+    const res = await fetch(`${standin.url}/oauth2/authorize`, {
+      method: 'POST',
+      body: new URLSearchParams({ request: id!, decision }),
+      redirect: 'manual',
+    });
+    expect(res.status).toBe(303);
+    return new URL(res.headers.get('location')!);
+  }
+
+  async function codeFor(challenge: string): Promise<string> {
+    const back = await decide(challenge, 'allow');
+    expect(back.origin + back.pathname).toBe(redirectUri);
+    expect(back.searchParams.get('state')).toBe('state-123');
+    return back.searchParams.get('code')!;
+  }
+
+  function token(fields: Record<string, string>, headers: Record<string, string> = {}): Promise<Response> {
+    return fetch(`${standin.url}/v1/oauth2/token`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers },
+      body: new URLSearchParams(fields),
+    });
+  }
+
+  const exchange = (code: string, verifier: string, extra: Record<string, string> = {}): Promise<Response> =>
+    token({
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: redirectUri,
+      code_verifier: verifier,
+      client_id: standin.clientId,
+      client_secret: standin.clientSecret,
+      ...extra,
+    });
+
+  test('authorize refuses an unknown client or redirect_uri on its own page, never redirecting', async () => {
+    const { challenge } = pkce();
+    for (const params of [
+      { ...validParams(challenge), client_id: 'polar_ci_someone_else' },
+      { ...validParams(challenge), redirect_uri: 'https://evil.example/callback' },
+    ]) {
+      const res = await fetch(authorizeUrl(params), { redirect: 'manual' });
+      expect(res.status).toBe(400);
+      expect(res.headers.get('location')).toBeNull();
+    }
+  });
+
+  test.each([
+    ['no PKCE', { code_challenge: undefined, code_challenge_method: undefined }, 'invalid_request'],
+    ['PKCE plain', { code_challenge_method: 'plain' }, 'invalid_request'],
+    ['no state', { state: undefined }, 'invalid_request'],
+    ['response_type token', { response_type: 'token' }, 'unsupported_response_type'],
+  ])('authorize with %s redirects back with an error', async (_name, override, error) => {
+    const res = await fetch(authorizeUrl({ ...validParams(pkce().challenge), ...override }), { redirect: 'manual' });
+    expect(res.status).toBe(303);
+    const back = new URL(res.headers.get('location')!);
+    expect(back.origin + back.pathname).toBe(redirectUri);
+    expect(back.searchParams.get('error')).toBe(error);
+    expect(back.searchParams.get('code')).toBeNull();
+  });
+
+  test('Deny redirects back with access_denied and the state', async () => {
+    const back = await decide(pkce().challenge, 'deny');
+    expect(back.searchParams.get('error')).toBe('access_denied');
+    expect(back.searchParams.get('state')).toBe('state-123');
+  });
+
+  test('the token endpoint checks PKCE, and a code works once', async () => {
+    const { verifier, challenge } = pkce();
+    const code = await codeFor(challenge);
+    const res = await exchange(code, verifier);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ token_type: 'Bearer', expires_in: 864000, scope: 'openid profile email' });
+    expect(standin.fake.isActive(body.access_token as string)).toBe(true);
+    expect(standin.fake.isActive(body.refresh_token as string)).toBe(true);
+    const reused = await exchange(code, verifier);
+    expect(reused.status).toBe(400);
+    expect(await reused.json()).toMatchObject({ error: 'invalid_grant' });
+  });
+
+  test('a wrong verifier fails, and burns the code', async () => {
+    const { verifier, challenge } = pkce();
+    const code = await codeFor(challenge);
+    const wrong = await exchange(code, pkce().verifier);
+    expect(wrong.status).toBe(400);
+    expect(await wrong.json()).toMatchObject({
+      error: 'invalid_grant',
+      error_description: 'PKCE verification failed.',
+    });
+    expect((await exchange(code, verifier)).status).toBe(400);
+  });
+
+  test('wrong client credentials, redirect_uri or grant type are refused', async () => {
+    const { verifier, challenge } = pkce();
+    const badSecret = await exchange(await codeFor(challenge), verifier, { client_secret: 'polar_cs_wrong' });
+    expect(badSecret.status).toBe(401);
+    expect(await badSecret.json()).toEqual({ error: 'invalid_client' });
+    const badRedirect = await exchange(await codeFor(challenge), verifier, {
+      redirect_uri: 'http://localhost:3000/other',
+    });
+    expect(await badRedirect.json()).toMatchObject({ error: 'invalid_grant' });
+    const refresh = await token({
+      grant_type: 'refresh_token',
+      refresh_token: 'x',
+      client_id: standin.clientId,
+      client_secret: standin.clientSecret,
+    });
+    expect(await refresh.json()).toMatchObject({ error: 'unsupported_grant_type' });
+    const json = await fetch(`${standin.url}/v1/oauth2/token`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: '{}',
+    });
+    expect(json.status).toBe(400);
+  });
+
+  test('HTTP Basic client authentication works too', async () => {
+    const { verifier, challenge } = pkce();
+    const basic = Buffer.from(`${standin.clientId}:${standin.clientSecret}`).toString('base64');
+    const res = await token(
+      {
+        grant_type: 'authorization_code',
+        code: await codeFor(challenge),
+        redirect_uri: redirectUri,
+        code_verifier: verifier,
+      },
+      { Authorization: `Basic ${basic}` },
+    );
+    expect(res.status).toBe(200);
+  });
+
+  test('userinfo and introspection follow revocation', async () => {
+    const { verifier, challenge } = pkce();
+    const tokens = (await (await exchange(await codeFor(challenge), verifier)).json()) as {
+      access_token: string;
+      refresh_token: string;
+    };
+    const userinfo = (bearer: string): Promise<Response> =>
+      fetch(`${standin.url}/v1/oauth2/userinfo`, { headers: { Authorization: `Bearer ${bearer}` } });
+    const introspect = async (tokenValue: string): Promise<Record<string, unknown>> =>
+      (await (
+        await fetch(`${standin.url}/v1/oauth2/introspect`, {
+          method: 'POST',
+          body: new URLSearchParams({
+            token: tokenValue,
+            client_id: standin.clientId,
+            client_secret: standin.clientSecret,
+          }),
+        })
+      ).json()) as Record<string, unknown>;
+
+    const me = await userinfo(tokens.access_token);
+    expect(me.status).toBe(200);
+    expect(await me.json()).toEqual({ ...standin.user, email_verified: true });
+    expect((await userinfo(tokens.refresh_token)).status).toBe(401);
+    expect(await introspect(tokens.access_token)).toMatchObject({
+      active: true,
+      token_type: 'access_token',
+      sub: standin.user.sub,
+    });
+    expect(await introspect(tokens.refresh_token)).toMatchObject({ active: true, token_type: 'refresh_token' });
+
+    // Revoking the refresh token ends the grant, as at Polar.
+    const revoked = await fetch(`${standin.url}/v1/oauth2/revoke`, {
+      method: 'POST',
+      body: new URLSearchParams({
+        token: tokens.refresh_token,
+        token_type_hint: 'refresh_token',
+        client_id: standin.clientId,
+        client_secret: standin.clientSecret,
+      }),
+    });
+    expect(revoked.status).toBe(200);
+    const after = await userinfo(tokens.access_token);
+    expect(after.status).toBe(401);
+    expect(after.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+    expect(await introspect(tokens.access_token)).toEqual({ active: false });
+    const unauthenticated = await fetch(`${standin.url}/v1/oauth2/introspect`, {
+      method: 'POST',
+      body: new URLSearchParams({ token: tokens.access_token }),
+    });
+    expect(unauthenticated.status).toBe(401);
+  });
+});
+
+describe('configured for the real Polar (nothing is sent to Polar by these tests)', () => {
+  test.each([
+    ['sandbox', 'https://sandbox.polar.sh/oauth2/authorize', 'Polar sandbox (sandbox.polar.sh)'],
+    ['production', 'https://polar.sh/oauth2/authorize', 'Polar (polar.sh)'],
+  ])('%s: sign-in goes to %s with PKCE and state', async (server, authorize, label) => {
+    const app = await example.createExampleApp(example.readConfig({ ...REAL, POLAR_SERVER: server }), {
+      log: () => undefined,
+    });
+    try {
+      expect(app.standin).toBeUndefined();
+      expect(app.polarLabel).toBe(label);
+      const agent = request.agent(app.app);
+      const res = await agent.get('/login').set('Host', 'localhost:3000').expect(302);
+      const location = new URL(res.headers.location as string);
+      expect(location.origin + location.pathname).toBe(authorize);
+      const q = Object.fromEntries(location.searchParams);
+      expect(q).toMatchObject({
+        response_type: 'code',
+        client_id: 'polar_ci_example',
+        redirect_uri: 'http://localhost:3000/auth/callback',
+        scope: 'openid profile email',
+        code_challenge_method: 'S256',
+      });
+      expect(JSON.stringify(q)).not.toContain(CLIENT_SECRET);
+      // What the session remembers until Polar sends the browser back: the state and the PKCE verifier.
+      const cookie = (res.headers['set-cookie'] as unknown as string[])[0]!;
+      const sid = decodeURIComponent(cookie.split(';')[0]!.split('=')[1]!).slice(2).split('.')[0]!;
+      const stored = (await storedSession(app.sessionStore.store, sid)) as {
+        oauth: { state: string; codeVerifier: string };
+      };
+      expect(stored.oauth.state).toBe(q.state);
+      expect(createHash('sha256').update(stored.oauth.codeVerifier).digest('base64url')).toBe(q.code_challenge);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('the sign-in callback and logout over HTTP (no browser)', () => {
+  let app: ExampleApp;
+  let logs: string[];
+  const HOST = 'localhost:3000';
+
+  beforeEach(async () => {
+    logs = [];
+    app = await example.createExampleApp(example.readConfig({}), { log: (line) => logs.push(line) });
+  });
+  afterEach(() => app.close());
+
+  /** /login on the app, then the stand-in's consent page; returns the callback path and query the browser would follow. */
+  async function throughPolar(agent: request.Agent, decision: 'allow' | 'deny'): Promise<string> {
+    const login = await agent.get('/login').set('Host', HOST).expect(302);
+    const consent = await fetch(login.headers.location as string);
+    const id = /name="request" value="([^"]+)"/.exec(await consent.text())![1]!;
+    const decided = await fetch(`${app.standin!.url}/oauth2/authorize`, {
+      method: 'POST',
+      body: new URLSearchParams({ request: id, decision }),
+      redirect: 'manual',
+    });
+    const back = new URL(decided.headers.get('location')!);
+    expect(back.origin).toBe('http://localhost:3000');
+    return back.pathname + back.search;
+  }
+
+  async function sessionCount(): Promise<number> {
+    return new Promise((resolve, reject) =>
+      app.sessionStore.store.length!((err, n) =>
+        err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(n ?? 0),
+      ),
+    );
+  }
+
+  test('a callback whose state does not match is refused and signs nobody in', async () => {
+    const agent = request.agent(app.app);
+    const callback = await throughPolar(agent, 'allow');
+    const forged = callback.replace(/state=[^&]+/, 'state=forged');
+    const res = await agent.get(forged).set('Host', HOST).expect(400);
+    expect(res.text).toContain('Sign-in failed');
+    expect(res.headers['cache-control']).toBe('no-store');
+    const home = await agent.get('/').set('Host', HOST).expect(200);
+    expect(home.text).toContain('Sign in with Polar');
+    // The one-time sign-in data is gone: replaying the real callback fails too.
+    await agent.get(callback).set('Host', HOST).expect(400);
+  });
+
+  test('a callback in another browser (no session) is refused', async () => {
+    const callback = await throughPolar(request.agent(app.app), 'allow');
+    const res = await request(app.app).get(callback).set('Host', HOST).expect(400);
+    expect(res.text).toContain('does not match a sign-in started in this browser');
+  });
+
+  test('Deny on the consent page shows a cancelled sign-in', async () => {
+    const agent = request.agent(app.app);
+    const res = await agent
+      .get(await throughPolar(agent, 'deny'))
+      .set('Host', HOST)
+      .expect(400);
+    expect(res.text).toContain('You declined the request on Polar.');
+  });
+
+  test('sign in, a cross-site logout is refused, a same-origin one revokes both tokens', async () => {
+    const agent = request.agent(app.app);
+    const done = await agent
+      .get(await throughPolar(agent, 'allow'))
+      .set('Host', HOST)
+      .expect(303);
+    expect(done.headers.location).toBe('/');
+    const home = await agent.get('/').set('Host', HOST).expect(200);
+    expect(home.headers['cache-control']).toBe('no-store');
+    expect(home.text).toContain(`Hello, ${app.standin!.user.name}`);
+    expect(await sessionCount()).toBe(1);
+    const [sid] = await new Promise<string[]>((resolve) =>
+      app.sessionStore.store.all!((_e, all) => resolve(Object.keys(all ?? {}))),
+    );
+    const stored = (await storedSession(app.sessionStore.store, sid!)) as { accessToken: string; refreshToken: string };
+
+    const crossSite = await agent.post('/logout').set('Host', HOST).set('Origin', 'https://evil.example').expect(403);
+    expect(crossSite.text).toContain('Cross-site logout requests are refused');
+    expect(await sessionCount()).toBe(1);
+    expect(app.standin!.fake.isActive(stored.accessToken)).toBe(true);
+
+    const out = await agent.post('/logout').set('Host', HOST).set('Origin', 'http://localhost:3000').expect(303);
+    expect(out.headers.location).toBe('/signed-out');
+    expect(await sessionCount()).toBe(0);
+    expect(app.standin!.fake.isActive(stored.accessToken)).toBe(false);
+    expect(app.standin!.fake.isActive(stored.refreshToken)).toBe(false);
+    const audit = await agent.get('/audit').set('Host', HOST).expect(200);
+    expect(audit.text).toContain(createHash('sha256').update(sid!).digest('hex').slice(0, 16));
+    const printed = [...logs, home.text, audit.text].join('\n');
+    for (const secret of [stored.accessToken, stored.refreshToken, sid!, app.standin!.clientSecret])
+      expect(printed).not.toContain(secret);
+  });
+
+  test('pages send a CSP with no script and a Referrer-Policy that keeps the Origin header', async () => {
+    const res = await request(app.app).get('/').set('Host', HOST).expect(200);
+    const csp = res.headers['content-security-policy'] as string;
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("script-src 'none'");
+    expect(csp).toContain("form-action 'self'");
+    expect(csp).not.toContain('upgrade-insecure-requests'); // http://localhost must keep working
+    expect(res.headers['referrer-policy']).toBe('same-origin');
+    expect(res.text).not.toMatch(/<script|style="/);
+  });
+});
