@@ -2,6 +2,20 @@
 export { polarLogout, type PolarLogoutHandler } from './middleware';
 export { createPolarRevoker, type PolarRevoker, type RevokeCallOptions } from './revoker';
 export { PolarLogoutError, type PolarLogoutErrorCode } from './errors';
+export {
+  createRevocationOutbox,
+  RevocationOutboxError,
+  type RevocationOutboxErrorCode,
+  type RevocationOutbox,
+  type RevocationOutboxOptions,
+  type OutboxSettledEvent,
+  type OutboxErrorCode,
+  type OutboxBackoffOptions,
+  type OutboxCounts,
+  type OutboxRedis,
+  type OutboxRedisClient,
+  type OutboxRedisConnectionOptions,
+} from './outbox';
 export type {
   ClientAuthMethod,
   LogoutEvent,

@@ -8,12 +8,13 @@ import createDebug from 'debug';
 import { buildLogoutEvent, hashSessionId, runAuditHook } from './audit';
 import { PolarLogoutError } from './errors';
 import { createGuard } from './guard';
+import { createFailureHandoff } from './handoff';
 import { resolveLogoutConfig } from './options';
 import { createRedirectResolver } from './redirect';
-import { buildRevoker, isRetryableFailure } from './revoker';
+import { buildRevoker } from './revoker';
 import { cookieAttributesOf, clearSessionCookie, destroySession, sessionOf } from './teardown';
 import { normaliseTokens, readSessionTokens, type NormalisedTokens } from './tokens';
-import type { LogoutEvent, PolarLogoutOptions, RevocationResult, TokenOutcome, TokenTypeHint } from './types';
+import type { LogoutEvent, PolarLogoutOptions, RevocationResult } from './types';
 
 const debug = createDebug('express-polar-logout');
 
@@ -34,34 +35,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
   const getTokens = config.getTokens ?? (readSessionTokens as (req: Req) => ReturnType<typeof readSessionTokens>);
   const { outbox, onLogout, onRevocationFailure, cookieName, timeoutMs } = config;
 
-  /** Hands failures that may pass to the outbox; marks them `queued` (or reports why not). */
-  async function queueFailures(
-    tokens: NormalisedTokens,
-    result: RevocationResult,
-    sessionIdHash?: string,
-  ): Promise<void> {
-    if (!outbox) return;
-    const pending: Promise<void>[] = [];
-    const queue = (token: string | undefined, hint: TokenTypeHint, outcome: TokenOutcome): void => {
-      if (token === undefined || outcome.status !== 'failed' || !isRetryableFailure(outcome.error)) return;
-      pending.push(
-        outbox.enqueue(token, hint, { sessionIdHash }).then(
-          () => void (outcome.queued = true),
-          (err: unknown) => {
-            outcome.queued = false;
-            debug(
-              'could not queue the %s for later revocation: %s',
-              hint,
-              err instanceof PolarLogoutError ? err.code : 'outbox error',
-            );
-          },
-        ),
-      );
-    };
-    queue(tokens.accessToken, 'access_token', result.accessToken);
-    queue(tokens.refreshToken, 'refresh_token', result.refreshToken);
-    await Promise.all(pending);
-  }
+  const handOffFailures = outbox ? createFailureHandoff(outbox, timeoutMs) : undefined;
 
   async function logout(req: Req, res: Response, next: NextFunction): Promise<void> {
     const session = sessionOf(req);
@@ -120,7 +94,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
         ),
       );
     }
-    if (failed) await queueFailures(tokens, revocation, sessionIdHash);
+    if (failed && handOffFailures) await handOffFailures(tokens, revocation, sessionIdHash);
 
     const cookie = cookieAttributesOf(session);
     try {

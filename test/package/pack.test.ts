@@ -22,7 +22,9 @@ const scenario = (imports: string): string => `${imports}
   const app = express();
   app.use(session({ secret: 's', resave: false, saveUninitialized: false }));
   app.post('/login', (req, res) => { Object.assign(req.session, pair); req.session.save(() => res.end()); });
-  const logout = polarLogout({ clientId: fake.clientId, clientSecret: fake.clientSecret, baseUrl: fake.url });
+  // The in-memory outbox works without the optional peers (bullmq, ioredis), which are not installed here.
+  const outbox = createRevocationOutbox({ clientId: fake.clientId, clientSecret: fake.clientSecret, baseUrl: fake.url });
+  const logout = polarLogout({ clientId: fake.clientId, clientSecret: fake.clientSecret, baseUrl: fake.url, outbox });
   app.post('/logout', logout);
   const server = app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
@@ -32,7 +34,7 @@ const scenario = (imports: string): string => `${imports}
   const res = await fetch(base + '/logout', { method: 'POST', headers: { cookie }, redirect: 'manual' });
   const ok = res.status === 303 && !fake.isActive(pair.accessToken) && !fake.isActive(pair.refreshToken)
     && typeof PolarLogoutError === 'function' && typeof createPolarRevoker === 'function';
-  logout.close(); server.close(); await fake.close();
+  logout.close(); server.close(); await outbox.close(); await fake.close();
   console.log(ok ? 'LOGOUT_OK' : 'LOGOUT_BROKEN ' + res.status);
 })();
 `;
@@ -83,14 +85,19 @@ describe('the packed package', () => {
         'dist/testing/index.js',
       ]),
     );
-    expect(files.filter((f) => !/^(dist\/|package\.json$|README\.md$|CHANGELOG\.md$|LICENSE$)/.test(f))).toEqual([]);
+    expect(
+      files.filter(
+        (f) =>
+          !/^(dist\/|bin\/express-polar-logout-worker\.js$|package\.json$|README\.md$|CHANGELOG\.md$|LICENSE$)/.test(f),
+      ),
+    ).toEqual([]);
   });
 
   it('works with require() from CommonJS', () => {
     writeFileSync(
       path.join(work, 'cjs.cjs'),
       scenario(`const express = require('express'); const session = require('express-session');
-const { polarLogout, createPolarRevoker, PolarLogoutError } = require('express-polar-logout');
+const { polarLogout, createPolarRevoker, createRevocationOutbox, PolarLogoutError } = require('express-polar-logout');
 const { startFakePolar } = require('express-polar-logout/testing');`),
     );
     expect(run('node', ['cjs.cjs'], work)).toContain('LOGOUT_OK');
@@ -100,7 +107,7 @@ const { startFakePolar } = require('express-polar-logout/testing');`),
     writeFileSync(
       path.join(work, 'esm.mjs'),
       scenario(`import express from 'express'; import session from 'express-session';
-import { polarLogout, createPolarRevoker, PolarLogoutError } from 'express-polar-logout';
+import { polarLogout, createPolarRevoker, createRevocationOutbox, PolarLogoutError } from 'express-polar-logout';
 import { startFakePolar } from 'express-polar-logout/testing';`),
     );
     expect(run('node', ['esm.mjs'], work)).toContain('LOGOUT_OK');

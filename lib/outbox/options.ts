@@ -1,0 +1,172 @@
+/**
+ * createRevocationOutbox() options: the client options are checked exactly as polarLogout() checks them,
+ * then the outbox's own. Messages name the option; none echoes a secret, a key or a Redis URL.
+ */
+import { invalidOption } from '../errors';
+import { CLIENT_OPTION_KEYS, rejectUnknownKeys, resolveClientConfig, type RevokerConfig } from '../options';
+import type { OutboxRedisClient, OutboxRedisConnectionOptions, RevocationOutboxOptions } from './types';
+
+const FACTORY = 'createRevocationOutbox';
+const OUTBOX_KEYS = [
+  ...CLIENT_OPTION_KEYS,
+  'timeoutMs',
+  'redis',
+  'worker',
+  'concurrency',
+  'backoff',
+  'maxAgeMs',
+  'onSettled',
+  'encryptionKey',
+] as const;
+
+export const DEFAULT_MAX_AGE_MS = 10 * 24 * 60 * 60 * 1000;
+const MAX_MAX_AGE_MS = 366 * 24 * 60 * 60 * 1000;
+const MIN_KEY_LENGTH = 32;
+
+export type ResolvedRedis =
+  | { kind: 'url'; url: string }
+  | { kind: 'client'; client: OutboxRedisClient }
+  | { kind: 'options'; options: OutboxRedisConnectionOptions };
+
+export interface OutboxConfig {
+  /** One attempt per job run: the outbox schedules its own retries. */
+  revoker: RevokerConfig;
+  redis: ResolvedRedis | undefined;
+  worker: boolean;
+  concurrency: number;
+  backoff: { initialDelayMs: number; maxDelayMs: number };
+  maxAgeMs: number;
+  timeoutMs: number;
+  onSettled: RevocationOutboxOptions['onSettled'];
+  /** Key material for HKDF: encryptionKey, or the client secret. */
+  keyMaterial: Buffer;
+  clientId: string;
+}
+
+function integer(value: unknown, option: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalidOption(option, `must be an integer from ${min} to ${max}.`);
+  }
+  return value;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function resolveRedis(value: unknown): ResolvedRedis | undefined {
+  if (value === undefined) return undefined;
+  const hint = 'must be a redis:// or rediss:// URL, an ioredis client or ioredis connection options';
+  if (typeof value === 'string') {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      throw invalidOption('redis', `${hint} (the string given is not a URL).`);
+    }
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+      throw invalidOption('redis', `${hint} (got a ${url.protocol} URL).`);
+    }
+    return { kind: 'url', url: value };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidOption('redis', `${hint}.`);
+  const candidate = value as Record<string, unknown>;
+  if (typeof candidate.duplicate === 'function') {
+    if (typeof candidate.status !== 'string')
+      throw invalidOption('redis', `${hint}; this client is not an ioredis client.`);
+    const options = candidate.options as Record<string, unknown> | undefined;
+    if (options?.keyPrefix) {
+      throw invalidOption(
+        'redis',
+        'must not use an ioredis keyPrefix (BullMQ refuses it); the outbox has its own key prefix.',
+      );
+    }
+    return { kind: 'client', client: value as OutboxRedisClient };
+  }
+  if (candidate.keyPrefix !== undefined) {
+    throw invalidOption('redis', 'must not set keyPrefix (BullMQ refuses it); the outbox has its own key prefix.');
+  }
+  return { kind: 'options', options: { ...candidate } };
+}
+
+function resolveBackoff(value: unknown): OutboxConfig['backoff'] {
+  if (value === undefined) return { initialDelayMs: 1000, maxDelayMs: 300_000 };
+  if (!isPlainObject(value))
+    throw invalidOption('backoff', 'must be an object such as { initialDelayMs: 1000, maxDelayMs: 300000 }.');
+  for (const key of Object.keys(value)) {
+    if (key !== 'initialDelayMs' && key !== 'maxDelayMs') {
+      throw invalidOption(`backoff.${key}`, 'is not a backoff option. Known: initialDelayMs, maxDelayMs.');
+    }
+  }
+  const initialDelayMs = integer(value.initialDelayMs, 'backoff.initialDelayMs', 1000, 1, 3_600_000);
+  const maxDelayMs = integer(value.maxDelayMs, 'backoff.maxDelayMs', Math.max(300_000, initialDelayMs), 1, 86_400_000);
+  if (maxDelayMs < initialDelayMs) {
+    throw invalidOption('backoff.maxDelayMs', 'must be at least backoff.initialDelayMs.');
+  }
+  return { initialDelayMs, maxDelayMs };
+}
+
+function resolveKeyMaterial(value: unknown, clientSecret: string): Buffer {
+  if (value === undefined) return Buffer.from(clientSecret, 'utf8');
+  if (typeof value === 'string') {
+    if (value.length < MIN_KEY_LENGTH) {
+      throw invalidOption(
+        'encryptionKey',
+        `must be at least ${MIN_KEY_LENGTH} characters of random text (e.g. openssl rand -base64 32).`,
+      );
+    }
+    return Buffer.from(value, 'utf8');
+  }
+  if (value instanceof Uint8Array) {
+    if (value.byteLength < MIN_KEY_LENGTH) {
+      throw invalidOption('encryptionKey', `must be at least ${MIN_KEY_LENGTH} random bytes.`);
+    }
+    return Buffer.from(value);
+  }
+  throw invalidOption(
+    'encryptionKey',
+    `must be a string of at least ${MIN_KEY_LENGTH} characters or a Buffer of at least ${MIN_KEY_LENGTH} bytes.`,
+  );
+}
+
+export function resolveOutboxConfig(options: RevocationOutboxOptions): OutboxConfig {
+  if (!isPlainObject(options)) {
+    throw invalidOption('options', `must be an object, as in ${FACTORY}({ clientId, clientSecret, redis }).`);
+  }
+  if ((options as { retries?: unknown }).retries !== undefined) {
+    throw invalidOption(
+      'retries',
+      `is not an option of ${FACTORY}(): the outbox makes one call per attempt and spaces attempts with \`backoff\`.`,
+    );
+  }
+  rejectUnknownKeys(options, OUTBOX_KEYS, FACTORY);
+  const client = resolveClientConfig(options);
+  const timeoutMs = integer(options.timeoutMs, 'timeoutMs', 5000, 1, 120_000);
+  const redis = resolveRedis(options.redis);
+
+  const worker = options.worker ?? true;
+  if (typeof worker !== 'boolean') throw invalidOption('worker', 'must be true or false.');
+  if (!worker && !redis) {
+    throw invalidOption(
+      'worker',
+      'can only be false together with `redis`: an in-memory outbox is drained by its own process.',
+    );
+  }
+  const onSettled = options.onSettled;
+  if (onSettled !== undefined && typeof onSettled !== 'function')
+    throw invalidOption('onSettled', 'must be a function.');
+
+  return {
+    revoker: { ...client, timeoutMs, retries: 0 },
+    redis,
+    worker,
+    concurrency: integer(options.concurrency, 'concurrency', 10, 1, 1000),
+    backoff: resolveBackoff(options.backoff),
+    maxAgeMs: integer(options.maxAgeMs, 'maxAgeMs', DEFAULT_MAX_AGE_MS, 100, MAX_MAX_AGE_MS),
+    timeoutMs,
+    onSettled,
+    keyMaterial: resolveKeyMaterial(options.encryptionKey, client.clientSecret),
+    clientId: client.clientId,
+  };
+}

@@ -1,0 +1,100 @@
+import type { PolarClientOptions, RevocationErrorCode, RevocationQueue, TokenTypeHint } from '../types';
+
+/** An ioredis client (`new Redis(...)`). The outbox duplicates it and never closes yours. */
+export interface OutboxRedisClient {
+  readonly status: string;
+  duplicate(...args: never[]): unknown;
+  readonly options?: object;
+}
+
+/** ioredis connection options (`{ host, port, password, tls, ... }`). */
+export interface OutboxRedisConnectionOptions {
+  host?: string;
+  port?: number;
+  username?: string;
+  password?: string;
+  db?: number;
+  tls?: unknown;
+  [option: string]: unknown;
+}
+
+/** Where queued revocations live: a `redis://` or `rediss://` URL, an ioredis client, or ioredis options. */
+export type OutboxRedis = string | OutboxRedisClient | OutboxRedisConnectionOptions;
+
+/** How retries are spaced: exponential from `initialDelayMs`, ±25 % jitter, capped at `maxDelayMs`. */
+export interface OutboxBackoffOptions {
+  /** First retry delay in ms. Default 1000. */
+  initialDelayMs?: number;
+  /** Longest delay between two attempts in ms (a Polar `Retry-After` may ask for longer). Default 300000 (5 min). */
+  maxDelayMs?: number;
+}
+
+/** Why a queued token was given up on. */
+export type OutboxErrorCode =
+  | RevocationErrorCode
+  /** The queued token could not be decrypted: `encryptionKey` (or `clientSecret`) changed since it was queued. */
+  | 'UNREADABLE_JOB';
+
+/** The end of one queued token, handed to `onSettled`. Nothing secret: no token, no session id. */
+export interface OutboxSettledEvent {
+  tokenType: TokenTypeHint;
+  /** `revoked`: Polar confirmed; `rejected`: Polar refused it for good (400, 401); `expired`: `maxAgeMs` passed. */
+  outcome: 'revoked' | 'rejected' | 'expired';
+  /** Calls the outbox made to Polar for this token (the logout's own calls are not counted). */
+  attempts: number;
+  /** When the token was queued (ISO 8601). */
+  queuedAt: string;
+  /** When it settled (ISO 8601). */
+  settledAt: string;
+  /** The logout's `sessionIdHash`, to correlate with its LogoutEvent. */
+  sessionIdHash: string | undefined;
+  /** For `rejected`, why; for `expired`, the last failure (absent when no call was made). */
+  error?: { code: OutboxErrorCode; httpStatus?: number };
+}
+
+/** Options of createRevocationOutbox(). */
+export interface RevocationOutboxOptions extends PolarClientOptions {
+  /** Jobs live in this Redis (BullMQ) and survive restarts. Without it the outbox is in memory: lost on restart. */
+  redis?: OutboxRedis;
+  /** Run a worker in this process. Default `true`; `false` (Redis only) for processes that only enqueue. */
+  worker?: boolean;
+  /** Revocations in flight per worker. Default 10. */
+  concurrency?: number;
+  /** How retries are spaced. A `Retry-After` from Polar is honoured. */
+  backoff?: OutboxBackoffOptions;
+  /** Give a queued token up after this many ms (its access token has expired at Polar). Default 10 days. */
+  maxAgeMs?: number;
+  /** Budget in ms for one call to Polar. Default 5000. It also sizes the worker's lock (see the README). */
+  timeoutMs?: number;
+  /** Audit hook for each queued token's end; awaited at most `timeoutMs`; its errors go to `debug` only. */
+  onSettled?: (event: OutboxSettledEvent) => void | Promise<void>;
+  /** Key material (at least 32 bytes or characters) for encrypting queued tokens. Default: derived from `clientSecret`. */
+  encryptionKey?: string | Uint8Array;
+}
+
+/** Jobs not settled yet. */
+export interface OutboxCounts {
+  /** Due now, waiting for a free worker slot. */
+  waiting: number;
+  /** Waiting for their next attempt (backoff). */
+  delayed: number;
+  /** Being revoked right now. */
+  active: number;
+}
+
+/** What createRevocationOutbox() returns: pass it to polarLogout({ outbox }). */
+export interface RevocationOutbox extends RevocationQueue {
+  /** `'redis'` when jobs live in Redis, `'memory'` when they live in this process only. */
+  readonly mode: 'redis' | 'memory';
+  /**
+   * Queues a token for revocation. Resolves once the job is stored; the same token queued twice is one job.
+   * Rejects with a RevocationOutboxError (`OUTBOX_UNAVAILABLE`, `OUTBOX_CLOSED`, `INVALID_TOKEN`).
+   */
+  enqueue(token: string, hint: TokenTypeHint, context?: { sessionIdHash?: string }): Promise<void>;
+  /** Starts a worker in this process if none runs (for `worker: false`); resolves once it takes jobs. */
+  runWorker(): Promise<void>;
+  /** Jobs not settled yet (for health checks and tests). */
+  counts(): Promise<OutboxCounts>;
+  /** Stops the worker (waiting for calls in flight) and closes connections. Memory jobs left are lost. */
+  close(): Promise<void>;
+}
