@@ -686,6 +686,18 @@ describe('with an outbox', () => {
     expect(onlyEvent(h).revocation.accessToken).toMatchObject({ status: 'failed', queued: false });
   });
 
+  it('does not let an outbox that never answers hold the logout past timeoutMs', async () => {
+    const hanging: RevocationQueue = { enqueue: () => new Promise<void>(() => undefined) };
+    const h = await harness({ logout: { outbox: hanging, retries: 0, timeoutMs: 300 } });
+    h.fake.fail({ type: 'status', status: 503 });
+    const { cookie } = await h.login();
+    const started = Date.now();
+    await h.post(cookie).expect(303);
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(onlyEvent(h).revocation.accessToken).toMatchObject({ status: 'failed', queued: false });
+    expect(await h.sessionIds()).toEqual([]);
+  });
+
   it("queues nothing with onRevocationFailure: 'fail'", async () => {
     const queue = new RecordingQueue();
     const h = await harness({ logout: { outbox: queue, retries: 0, onRevocationFailure: 'fail' } });
