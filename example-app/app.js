@@ -16,13 +16,14 @@ const { default: helmet } = require('helmet');
 // Imported by its package name, exactly as in your app (this repository resolves it to its own build in dist/).
 const { polarLogout, createPolarRevoker, PolarLogoutError } = require('express-polar-logout');
 const pages = require('./pages');
+const { createOutbox } = require('./outbox');
 const { createPolarOAuthClient, OAuthError, POLAR_SERVERS } = require('./polar-oauth');
 const { startPolarStandin } = require('./polar-standin');
 const { createSessionStore } = require('./session-store');
 
 /** The session cookie's name: given to express-session and, so it can clear it, to polarLogout(). */
 const SESSION_COOKIE = 'polar-example.sid';
-/** How many logout events the audit page keeps. */
+/** How many logout events, and how many settled queued tokens, the audit page keeps. */
 const AUDIT_LIMIT = 20;
 /** How long a sign-in may take between leaving for Polar and coming back. */
 const SIGN_IN_TTL_MS = 10 * 60 * 1000;
@@ -97,6 +98,8 @@ function describePolar(config, standin) {
  * @typedef {object} ExampleAppOptions
  * @property {(message: string) => void} [log] Where the app reports what happens (default console.log).
  *   It never receives a token, the client secret or a session id.
+ * @property {import('express-polar-logout').OutboxBackoffOptions} [outboxBackoff] For tests only: shorter retry
+ *   steps for the revocation outbox than its default (1 s doubling up to 5 min). Not read from the environment.
  */
 
 /**
@@ -119,31 +122,59 @@ async function createExampleApp(config, options = {}) {
     auditEvents.unshift(event);
     auditEvents.length = Math.min(auditEvents.length, AUDIT_LIMIT);
     const { accessToken: at, refreshToken: rt } = event.revocation;
+    /** @param {import('express-polar-logout').TokenOutcome} outcome */
+    const queued = (outcome) =>
+      outcome.queued === undefined ? '' : outcome.queued ? ' (queued)' : ' (NOT queued: outbox unavailable)';
     log(
-      `logout ${event.loggedOut ? 'done' : `FAILED (${event.error?.code})`}: access token ${at.status}, ` +
-        `refresh token ${rt.status}, ${event.durationMs} ms, session ${event.sessionIdHash ?? '-'}`,
+      `logout ${event.loggedOut ? 'done' : `FAILED (${event.error?.code})`}: access token ${at.status}${queued(at)}, ` +
+        `refresh token ${rt.status}${queued(rt)}, ${event.durationMs} ms, session ${event.sessionIdHash ?? '-'}`,
     );
   };
 
+  /** @type {import('express-polar-logout').OutboxSettledEvent[]} */
+  const settledEvents = [];
+  /** @param {import('express-polar-logout').OutboxSettledEvent} event */
+  const recordSettled = (event) => {
+    settledEvents.unshift(event);
+    settledEvents.length = Math.min(settledEvents.length, AUDIT_LIMIT);
+    const why = event.error
+      ? ` (${event.error.code}${event.error.httpStatus ? ` ${event.error.httpStatus}` : ''})`
+      : '';
+    log(
+      `queued ${event.tokenType.replace('_', ' ')} ${event.outcome}${why} after ${event.attempts} attempt(s), ` +
+        `session ${event.sessionIdHash ?? '-'}`,
+    );
+  };
+
+  const client = { clientId: polar.clientId, clientSecret: polar.clientSecret, ...polar.revocation };
   let logout;
   let revoker;
   let sessionStore;
+  let outbox;
   try {
+    // For tokens to give back outside a logout (a sign-in that fails half-way).
+    revoker = createPolarRevoker(client);
+    sessionStore = await createSessionStore({ redisUrl: config.redisUrl, log });
+    // Where tokens go when Polar cannot revoke them at logout: revoked later, outcome on the audit page.
+    outbox = await createOutbox({
+      client,
+      redisUrl: config.redisUrl,
+      onSettled: recordSettled,
+      backoff: options.outboxBackoff,
+    });
     // The point of the example. Its options are checked here, at start-up.
     logout = polarLogout({
-      clientId: polar.clientId,
-      clientSecret: polar.clientSecret,
-      ...polar.revocation,
+      ...client,
       cookieName: SESSION_COOKIE,
       redirectTo: '/signed-out',
       onLogout: recordLogout,
+      outbox: outbox.outbox,
     });
-    // For tokens to give back outside a logout (a sign-in that fails half-way).
-    revoker = createPolarRevoker({ clientId: polar.clientId, clientSecret: polar.clientSecret, ...polar.revocation });
-    sessionStore = await createSessionStore({ redisUrl: config.redisUrl, log });
   } catch (err) {
     logout?.close();
+    await outbox?.close();
     revoker?.close();
+    await sessionStore?.close();
     await standin?.close();
     throw err;
   }
@@ -284,8 +315,17 @@ async function createExampleApp(config, options = {}) {
     render(res, pages.signedOut({ polarLabel: polar.label }));
   });
 
-  app.get('/audit', (_req, res) => {
-    render(res, pages.audit({ polarLabel: polar.label, events: auditEvents, limit: AUDIT_LIMIT }));
+  app.get('/audit', async (_req, res) => {
+    render(
+      res,
+      pages.audit({
+        polarLabel: polar.label,
+        events: auditEvents,
+        settled: settledEvents,
+        outbox: { description: outbox.description, counts: await outbox.counts() },
+        limit: AUDIT_LIMIT,
+      }),
+    );
   });
 
   app.use((_req, res) => {
@@ -314,13 +354,19 @@ async function createExampleApp(config, options = {}) {
     /** The stand-in, when no real Polar is configured. */
     standin,
     sessionStore,
+    /** The revocation outbox handed to polarLogout(): `outbox.outbox` is the library's object. */
+    outbox,
     cookieName: SESSION_COOKIE,
     redirectUri,
     polarLabel: polar.label,
     /** Logout events, newest first. */
     auditEvents: /** @type {readonly import('express-polar-logout').LogoutEvent[]} */ (auditEvents),
+    /** Queued tokens' outcomes from the outbox's onSettled hook, newest first. */
+    settledEvents: /** @type {readonly import('express-polar-logout').OutboxSettledEvent[]} */ (settledEvents),
+    /** Stops the outbox (calls in flight finish; in memory, tokens still queued are lost), then the rest. */
     async close() {
       logout.close();
+      await outbox.close();
       revoker.close();
       await sessionStore.close();
       await standin?.close();

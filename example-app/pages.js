@@ -122,19 +122,37 @@ function signedOut({ polarLabel }) {
   });
 }
 
+/** @param {{ code: string, httpStatus?: number } | undefined} error */
+function errorText(error) {
+  return error ? `${error.code}${error.httpStatus ? ` ${error.httpStatus}` : ''}` : '';
+}
+
 /** @param {import('express-polar-logout').TokenOutcome} outcome */
 function outcomeCell(outcome) {
-  const detail = outcome.error
-    ? ` (${outcome.error.code}${outcome.error.httpStatus ? ` ${outcome.error.httpStatus}` : ''})`
-    : '';
-  const queued = outcome.queued ? ', queued for retry' : '';
-  return html`<td class="${outcome.status}">${outcome.status}${detail}${queued}</td>`;
+  const detail = outcome.error ? ` (${errorText(outcome.error)})` : '';
+  // queued: handed to the revocation outbox, which keeps trying (see "Queued revocations" below).
+  const queued = outcome.queued === undefined ? '' : outcome.queued ? ', queued' : ', not queued (outbox unavailable)';
+  return html`<td class="${outcome.queued ? 'queued' : outcome.status}">${outcome.status}${detail}${queued}</td>`;
+}
+
+/** @param {import('express-polar-logout').OutboxCounts | undefined} counts */
+function pendingText(counts) {
+  if (!counts) return 'The outbox did not answer: its Redis may be unreachable.';
+  const pending = counts.waiting + counts.delayed + counts.active;
+  if (pending === 0) return 'No token waiting.';
+  return `${pending} token(s) not revoked yet: ${counts.active} being revoked, ${counts.delayed} waiting to retry, ${counts.waiting} due now.`;
 }
 
 /**
- * @param {{ polarLabel: string, events: readonly import('express-polar-logout').LogoutEvent[], limit: number }} context
+ * @param {{
+ *   polarLabel: string,
+ *   events: readonly import('express-polar-logout').LogoutEvent[],
+ *   settled: readonly import('express-polar-logout').OutboxSettledEvent[],
+ *   outbox: { description: string, counts: import('express-polar-logout').OutboxCounts | undefined },
+ *   limit: number,
+ * }} context
  */
-function audit({ polarLabel, events, limit }) {
+function audit({ polarLabel, events, settled, outbox, limit }) {
   const rows = events.map(
     (e) =>
       html`<tr>
@@ -173,6 +191,43 @@ function audit({ polarLabel, events, limit }) {
               </thead>
               <tbody>
                 ${rows}
+              </tbody>
+            </table>`
+      }
+      <h2>Queued revocations</h2>
+      <p>
+        When Polar cannot be reached at logout, the user is signed out anyway and the token goes to the revocation
+        outbox (${outbox.description}), which keeps revoking it. The last ${limit} outcomes recorded by its
+        <code>onSettled</code> hook, newest first. <span id="pending">${pendingText(outbox.counts)}</span>
+      </p>
+      ${
+        settled.length === 0
+          ? html`<p id="no-settled">No queued token settled yet.</p>`
+          : html`<table id="settled">
+              <thead>
+                <tr>
+                  <th>Settled (UTC)</th>
+                  <th>Token</th>
+                  <th>Outcome</th>
+                  <th>Attempts</th>
+                  <th>Queued (UTC)</th>
+                  <th>Error</th>
+                  <th>Session (hash)</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${settled.map(
+                  (e) =>
+                    html`<tr>
+                      <td><time datetime="${e.settledAt}">${e.settledAt}</time></td>
+                      <td>${e.tokenType === 'access_token' ? 'access' : 'refresh'}</td>
+                      <td class="${e.outcome === 'revoked' ? 'revoked' : 'failed'}">${e.outcome}</td>
+                      <td>${e.attempts}</td>
+                      <td><time datetime="${e.queuedAt}">${e.queuedAt}</time></td>
+                      <td>${errorText(e.error) || '-'}</td>
+                      <td><code>${e.sessionIdHash ?? '-'}</code></td>
+                    </tr>`,
+                )}
               </tbody>
             </table>`
       }`,

@@ -55,19 +55,27 @@ async function main() {
       `  express-polar-logout example: ${config.publicUrl}`,
       `  Polar:    ${example.polarLabel}${example.standin ? ` at ${example.standin.url}` : ''}`,
       `  Sessions: ${example.sessionStore.description}`,
+      `  Revocation outbox: ${example.outbox.description}`,
       ...(example.standin ? [] : [`  Redirect URI to register on your Polar OAuth client: ${example.redirectUri}`]),
       `  Listening on ${host}:${port}. Ctrl+C to stop.`,
       '',
     ].join('\n'),
   );
 
+  // First signal: stop taking requests, let revocations in flight finish, close the outbox and the stores.
+  // A second signal ends the process at once (the handlers are `once`).
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     server.close();
     server.closeAllConnections();
-    await example.close();
+    try {
+      await example.close();
+    } catch (err) {
+      console.error(`Stopping failed: ${err instanceof Error ? err.name : typeof err}`);
+      process.exitCode = 1;
+    }
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

@@ -102,4 +102,4 @@ async function createSessionStore({ redisUrl, log = (message) => console.error(m
   };
 }
 
-module.exports = { createSessionStore, StartupError, REDIS_PREFIX };
+module.exports = { createSessionStore, describeRedis, StartupError, REDIS_PREFIX };

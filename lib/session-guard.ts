@@ -77,6 +77,11 @@ const DEFAULT_MAX_ENTRIES = 100_000;
 const GUARD_KEYS = ['ttlMs', 'tombstones', 'onRefused'] as const;
 const REDIS_KEYS = ['client', 'prefix'] as const;
 
+/** Options also come from JavaScript callers, so they are checked as values rather than trusted as types. */
+function isObject(value: unknown): value is object {
+  return typeof value === 'object' && value !== null;
+}
+
 /** The tombstone key of a session id: SHA-256, base64url. The raw id is never stored. */
 function tombstoneKey(sessionId: string): string {
   return createHash('sha256').update(sessionId).digest('base64url');
@@ -125,15 +130,15 @@ export function createMemoryTombstones(options: MemoryTombstonesOptions = {}): S
 
 /** Tombstones in Redis (`SET key 1 PX ttl`, `EXISTS key`), shared by every process that uses the same Redis. */
 export function createRedisTombstones(options: RedisTombstonesOptions): SessionTombstones {
-  if (typeof options !== 'object' || options === null) {
+  if (!isObject(options)) {
     throw invalidOption('options', 'must be an object, as in createRedisTombstones({ client }).');
   }
   rejectUnknownKeys(options, REDIS_KEYS, 'createRedisTombstones');
   const client = options.client as { call?: unknown; sendCommand?: unknown } | undefined;
   let send: (args: string[]) => Promise<unknown>;
   if (client && typeof client.call === 'function') {
-    const call = client.call as (command: string, ...args: string[]) => Promise<unknown>;
-    send = ([command, ...args]) => call.call(client, command!, ...args);
+    const call = client.call as (...commandAndArgs: string[]) => Promise<unknown>;
+    send = (args) => call.apply(client, args);
   } else if (client && typeof client.sendCommand === 'function') {
     const sendCommand = client.sendCommand as (args: string[]) => Promise<unknown>;
     send = (args) => sendCommand.call(client, args);
@@ -174,6 +179,11 @@ function settle<T>(step: () => T | PromiseLike<T>, callback: (err: unknown, valu
 
 /** What the guard needs from a store: express-session's Store. */
 type InnerStore = Store;
+const STORE_METHODS = ['get', 'set', 'destroy', 'on', 'regenerate'] as const;
+
+function isSessionStore(value: unknown): value is InnerStore {
+  return isObject(value) && STORE_METHODS.every((name) => typeof (value as Partial<InnerStore>)[name] === 'function');
+}
 
 class GuardedStore extends EventEmitter {
   all?: Store['all'];
@@ -214,7 +224,7 @@ class GuardedStore extends EventEmitter {
   }
 
   private isDestroyed(sid: string, callback: (err: unknown, destroyed?: boolean) => void): void {
-    settle(() => this.tombstones.has(tombstoneKey(String(sid))), callback);
+    settle(() => this.tombstones.has(tombstoneKey(sid)), callback);
   }
 
   /** Check, write, check again; a write that raced a destroy elsewhere is undone. */
@@ -277,7 +287,7 @@ class GuardedStore extends EventEmitter {
   destroy(sid: string, callback?: (err?: unknown) => void): void {
     // The tombstone goes first, so that no write can land between the delete and the tombstone.
     settle(
-      () => this.tombstones.add(tombstoneKey(String(sid)), this.ttlMs),
+      () => this.tombstones.add(tombstoneKey(sid), this.ttlMs),
       (tombstoneErr) => {
         if (tombstoneErr) debug('could not record the tombstone; destroying the session anyway');
         // Destroyed even when the tombstone failed (the guard never keeps a session alive), but reported,
@@ -289,15 +299,15 @@ class GuardedStore extends EventEmitter {
 
   regenerate(req: Request, callback: (err?: unknown) => void): void {
     // express-session's own implementation, run against this store: destroy() here, generate() set on this.
-    this.inner.regenerate.call(this as unknown as Store, req, callback);
+    this.inner.regenerate.call(this, req, callback);
   }
 
   load(sid: string, callback: (err: unknown, session?: SessionData) => void): void {
-    this.inner.load.call(this as unknown as Store, sid, callback);
+    this.inner.load.call(this, sid, callback);
   }
 
   createSession(req: Request, session: SessionData): ReturnType<Store['createSession']> {
-    return this.inner.createSession.call(this as unknown as Store, req, session);
+    return this.inner.createSession.call(this, req, session);
   }
 }
 
@@ -307,20 +317,11 @@ class GuardedStore extends EventEmitter {
  *
  *   app.use(session({ store: guardSessionStore(new RedisStore({ client })), ... }))
  */
-export function guardSessionStore<S extends Store>(store: S, options: SessionStoreGuardOptions = {}): Store {
-  const inner = store as unknown as Partial<InnerStore> | null;
-  if (
-    typeof inner !== 'object' ||
-    inner === null ||
-    typeof inner.get !== 'function' ||
-    typeof inner.set !== 'function' ||
-    typeof inner.destroy !== 'function' ||
-    typeof inner.on !== 'function' ||
-    typeof inner.regenerate !== 'function'
-  ) {
+export function guardSessionStore(store: Store, options: SessionStoreGuardOptions = {}): Store {
+  if (!isSessionStore(store)) {
     throw invalidOption('store', 'must be an express-session store (get, set, destroy; extends session.Store).');
   }
-  if (typeof options !== 'object' || options === null) {
+  if (!isObject(options)) {
     throw invalidOption('options', 'must be an object, as in guardSessionStore(store, { ttlMs }).');
   }
   rejectUnknownKeys(options, GUARD_KEYS, 'guardSessionStore');
@@ -329,11 +330,14 @@ export function guardSessionStore<S extends Store>(store: S, options: SessionSto
     throw invalidOption('ttlMs', `must be an integer from 1 to ${MAX_TTL_MS} (ms).`);
   }
   const tombstones = options.tombstones ?? createMemoryTombstones();
-  if (typeof tombstones !== 'object' || tombstones === null || typeof tombstones.add !== 'function' || typeof tombstones.has !== 'function') {
+  if (!isObject(tombstones) || typeof tombstones.add !== 'function' || typeof tombstones.has !== 'function') {
     throw invalidOption('tombstones', 'must have add(key, ttlMs) and has(key), like createRedisTombstones() returns.');
   }
   if (options.onRefused !== undefined && typeof options.onRefused !== 'function') {
     throw invalidOption('onRefused', 'must be a function.');
   }
-  return new GuardedStore(inner as InnerStore, ttlMs, tombstones, options.onRefused) as unknown as Store;
+  // A look-alike on purpose: express-session only calls a store's methods and never checks `instanceof Store`;
+  // extending its Store class would make express-session (a peer dependency) a runtime import of this module.
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- see the comment above
+  return new GuardedStore(store, ttlMs, tombstones, options.onRefused);
 }

@@ -8,7 +8,8 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Express } from 'express';
 import type session from 'express-session';
-import type { LogoutEvent } from '../../lib';
+import { createClient } from 'redis';
+import type { LogoutEvent, OutboxBackoffOptions, OutboxCounts, OutboxSettledEvent, RevocationOutbox } from '../../lib';
 import type { FakePolar } from '../../lib/testing';
 
 export const ROOT = path.resolve(__dirname, '../..');
@@ -51,17 +52,30 @@ export interface ExampleApp {
   config: ExampleConfig;
   standin: PolarStandin | undefined;
   sessionStore: { store: session.Store; kind: 'memory' | 'redis'; description: string; prefix: string | undefined };
+  outbox: {
+    outbox: RevocationOutbox;
+    kind: 'memory' | 'redis';
+    description: string;
+    counts(): Promise<OutboxCounts | undefined>;
+  };
   cookieName: string;
   redirectUri: string;
   polarLabel: string;
   auditEvents: readonly LogoutEvent[];
+  settledEvents: readonly OutboxSettledEvent[];
   close(): Promise<void>;
+}
+
+export interface ExampleAppOptions {
+  log?: (message: string) => void;
+  /** Tests only: short retry steps for the revocation outbox. */
+  outboxBackoff?: OutboxBackoffOptions;
 }
 
 export interface ExampleModules {
   readConfig(env: NodeJS.ProcessEnv): ExampleConfig;
   ConfigError: new (message: string) => Error;
-  createExampleApp(config: ExampleConfig, options?: { log?: (message: string) => void }): Promise<ExampleApp>;
+  createExampleApp(config: ExampleConfig, options?: ExampleAppOptions): Promise<ExampleApp>;
   StartupError: new (message: string) => Error;
 }
 
@@ -214,6 +228,36 @@ export function sessionIdOfCookie(value: string): string {
   const decoded = decodeURIComponent(value);
   if (!decoded.startsWith('s:')) throw new Error('not a signed express-session cookie');
   return decoded.slice(2, decoded.lastIndexOf('.'));
+}
+
+/**
+ * Every key and value in a Redis, as text (strings, hashes, lists, sets, sorted sets, streams), to search
+ * for secrets in clear.
+ */
+export async function dumpRedis(url: string): Promise<string> {
+  const client = createClient({ url });
+  await client.connect();
+  try {
+    const reads: Record<string, (key: string) => string[]> = {
+      string: (key) => ['GET', key],
+      hash: (key) => ['HGETALL', key],
+      list: (key) => ['LRANGE', key, '0', '-1'],
+      set: (key) => ['SMEMBERS', key],
+      zset: (key) => ['ZRANGE', key, '0', '-1', 'WITHSCORES'],
+      stream: (key) => ['XRANGE', key, '-', '+'],
+    };
+    const parts: string[] = [];
+    for (const key of await client.keys('*')) {
+      const type = await client.type(key);
+      if (type === 'none') continue; // gone since KEYS (a lock, a job that moved on)
+      const read = reads[type];
+      if (!read) throw new Error(`dumpRedis: a key of type ${type} it cannot read`);
+      parts.push(key, JSON.stringify(await client.sendCommand(read(key))));
+    }
+    return parts.join('\n');
+  } finally {
+    await client.close();
+  }
 }
 
 /** store.get() as a promise. */

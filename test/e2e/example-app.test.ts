@@ -1,6 +1,7 @@
 /**
  * The example app without a browser: its configuration and start-up failures, its Polar stand-in's OAuth
- * endpoints (real HTTP), its settings for the real Polar, and the sign-in callback's edge cases.
+ * endpoints (real HTTP), its settings for the real Polar, the sign-in callback's edge cases, and a logout
+ * while Polar is down (the revocation outbox, in memory and on a real redis-server).
  * The browser flow is in browser.e2e.test.ts.
  */
 import { spawn } from 'node:child_process';
@@ -8,13 +9,18 @@ import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import request from 'supertest';
 import {
+  dumpRedis,
   freePort,
   loadExample,
   ROOT,
+  sessionIdOfCookie,
+  startRedisServer,
   storedSession,
+  which,
   type ExampleApp,
   type ExampleModules,
   type PolarStandin,
+  type RedisServer,
 } from './e2e-support';
 
 let example: ExampleModules;
@@ -31,6 +37,23 @@ beforeAll(() => {
 const CLIENT_SECRET = 'polar_cs_do_not_print_this_secret';
 const SESSION_SECRET = 'a-session-secret-of-forty-characters-long';
 const REAL = { POLAR_CLIENT_ID: 'polar_ci_example', POLAR_CLIENT_SECRET: CLIENT_SECRET, SESSION_SECRET };
+const HOST = 'localhost:3000';
+const ORIGIN = 'http://localhost:3000';
+
+/** /login on the app, then the stand-in's consent page; returns the callback path and query the browser would follow. */
+async function throughStandin(app: ExampleApp, agent: request.Agent, decision: 'allow' | 'deny'): Promise<string> {
+  const login = await agent.get('/login').set('Host', HOST).expect(302);
+  const consent = await fetch(login.headers.location as string);
+  const id = /name="request" value="([^"]+)"/.exec(await consent.text())![1]!;
+  const decided = await fetch(`${app.standin!.url}/oauth2/authorize`, {
+    method: 'POST',
+    body: new URLSearchParams({ request: id, decision }),
+    redirect: 'manual',
+  });
+  const back = new URL(decided.headers.get('location')!);
+  expect(back.origin).toBe(ORIGIN);
+  return back.pathname + back.search;
+}
 
 describe('configuration', () => {
   test('with nothing set: the stand-in, memory sessions, http://localhost:3000 on loopback', () => {
@@ -148,6 +171,7 @@ describe('start-up failures stop the app before it serves anything', () => {
     while (!server.output().includes('Ctrl+C') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(server.output()).toContain(`express-polar-logout example: http://localhost:${port}`);
     expect(server.output()).toContain('Sessions: in memory');
+    expect(server.output()).toContain('Revocation outbox: in memory (queued revocations are lost on restart)');
     const res = await fetch(`http://127.0.0.1:${port}/`);
     expect(res.status).toBe(200);
     expect(await res.text()).toContain('Sign in with Polar');
@@ -421,7 +445,6 @@ describe('configured for the real Polar (nothing is sent to Polar by these tests
 describe('the sign-in callback and logout over HTTP (no browser)', () => {
   let app: ExampleApp;
   let logs: string[];
-  const HOST = 'localhost:3000';
 
   beforeEach(async () => {
     logs = [];
@@ -429,20 +452,8 @@ describe('the sign-in callback and logout over HTTP (no browser)', () => {
   });
   afterEach(() => app.close());
 
-  /** /login on the app, then the stand-in's consent page; returns the callback path and query the browser would follow. */
-  async function throughPolar(agent: request.Agent, decision: 'allow' | 'deny'): Promise<string> {
-    const login = await agent.get('/login').set('Host', HOST).expect(302);
-    const consent = await fetch(login.headers.location as string);
-    const id = /name="request" value="([^"]+)"/.exec(await consent.text())![1]!;
-    const decided = await fetch(`${app.standin!.url}/oauth2/authorize`, {
-      method: 'POST',
-      body: new URLSearchParams({ request: id, decision }),
-      redirect: 'manual',
-    });
-    const back = new URL(decided.headers.get('location')!);
-    expect(back.origin).toBe('http://localhost:3000');
-    return back.pathname + back.search;
-  }
+  const throughPolar = (agent: request.Agent, decision: 'allow' | 'deny'): Promise<string> =>
+    throughStandin(app, agent, decision);
 
   async function sessionCount(): Promise<number> {
     return new Promise((resolve, reject) =>
@@ -501,7 +512,7 @@ describe('the sign-in callback and logout over HTTP (no browser)', () => {
     expect(await sessionCount()).toBe(1);
     expect(app.standin!.fake.isActive(stored.accessToken)).toBe(true);
 
-    const out = await agent.post('/logout').set('Host', HOST).set('Origin', 'http://localhost:3000').expect(303);
+    const out = await agent.post('/logout').set('Host', HOST).set('Origin', ORIGIN).expect(303);
     expect(out.headers.location).toBe('/signed-out');
     expect(await sessionCount()).toBe(0);
     expect(app.standin!.fake.isActive(stored.accessToken)).toBe(false);
@@ -522,5 +533,176 @@ describe('the sign-in callback and logout over HTTP (no browser)', () => {
     expect(csp).not.toContain('upgrade-insecure-requests'); // http://localhost must keep working
     expect(res.headers['referrer-policy']).toBe('same-origin');
     expect(res.text).not.toMatch(/<script|style="/);
+  });
+});
+
+describe('Polar down at logout: the user is signed out, the revocation outbox revokes the tokens later', () => {
+  const haveRedis = which('redis-server') !== undefined;
+  const inCI = Boolean(process.env.CI);
+  if (!haveRedis && !inCI) {
+    console.warn(
+      'Skipping the Redis outbox case of the example app: redis-server not found. Install it with: sudo apt-get install -y redis-server',
+    );
+  }
+  const kinds: ('memory' | 'redis')[] = haveRedis || inCI ? ['memory', 'redis'] : ['memory'];
+
+  /** Polls until `check` returns true; fails with `what` after a generous deadline. */
+  async function waitFor(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** The cells of a table's body rows on the audit page, whitespace collapsed. */
+  function rowsOf(page: string, tableId: string): string[][] {
+    const table = new RegExp(`<table id="${tableId}">([\\s\\S]*?)</table>`).exec(page)?.[1] ?? '';
+    const body = /<tbody>([\s\S]*?)<\/tbody>/.exec(table)?.[1] ?? '';
+    return [...body.matchAll(/<tr>([\s\S]*?)<\/tr>/g)].map((row) =>
+      [...row[1]!.matchAll(/<td[^>]*>([\s\S]*?)<\/td>/g)].map((cell) =>
+        cell[1]!
+          .replace(/<[^>]+>/g, '')
+          .replace(/\s+/g, ' ')
+          .trim(),
+      ),
+    );
+  }
+
+  test.each(kinds)('with the %s outbox: queued at logout, revoked once Polar heals', async (kind) => {
+    if (kind === 'redis' && !haveRedis)
+      throw new Error('CI is set but redis-server is missing: .ci/run must install it.');
+    let redis: RedisServer | undefined;
+    let app: ExampleApp | undefined;
+    try {
+      redis = kind === 'redis' ? await startRedisServer() : undefined;
+      const logs: string[] = [];
+      app = await example.createExampleApp(example.readConfig(redis ? { REDIS_URL: redis.url } : {}), {
+        log: (line) => logs.push(line),
+        outboxBackoff: { initialDelayMs: 50, maxDelayMs: 200 },
+      });
+      expect(app.outbox.kind).toBe(kind);
+      expect(app.outbox.outbox.mode).toBe(kind);
+      expect(app.sessionStore.kind).toBe(kind);
+      const fake = app.standin!.fake;
+
+      // Signed in, with two live tokens at the stand-in.
+      const agent = request.agent(app.app);
+      const signedIn = await agent
+        .get(await throughStandin(app, agent, 'allow'))
+        .set('Host', HOST)
+        .expect(303);
+      const cookie = (signedIn.headers['set-cookie'] as unknown as string[]).find((c) =>
+        c.startsWith(`${app!.cookieName}=`),
+      )!;
+      const sid = sessionIdOfCookie(cookie.split(';')[0]!.slice(app.cookieName.length + 1));
+      const stored = (await storedSession(app.sessionStore.store, sid)) as {
+        accessToken: string;
+        refreshToken: string;
+      };
+      const { accessToken, refreshToken } = stored;
+      expect(fake.isActive(accessToken)).toBe(true);
+      const hash = createHash('sha256').update(sid).digest('hex').slice(0, 16);
+
+      // Polar answers 503 to every revocation: the user is signed out all the same.
+      fake.fail({ type: 'status', status: 503 });
+      const started = Date.now();
+      const out = await agent.post('/logout').set('Host', HOST).set('Origin', ORIGIN).expect(303);
+      expect(Date.now() - started).toBeLessThan(5000); // polarLogout's own budget
+      expect(out.headers.location).toBe('/signed-out');
+      expect((out.headers['set-cookie'] as unknown as string[]).join('\n')).toMatch(
+        new RegExp(`${app.cookieName}=;.*Expires=Thu, 01 Jan 1970`),
+      );
+      expect(await storedSession(app.sessionStore.store, sid)).toBeFalsy();
+      expect(fake.isActive(accessToken)).toBe(true);
+      expect(fake.isActive(refreshToken)).toBe(true);
+      const failedQueued = { status: 'failed', queued: true, error: { code: 'SERVER_ERROR', httpStatus: 503 } };
+      const event = app.auditEvents[0]!;
+      expect(event).toMatchObject({
+        loggedOut: true,
+        sessionDestroyed: true,
+        sessionIdHash: hash,
+        revocation: { accessToken: failedQueued, refreshToken: failedQueued },
+      });
+      expect(logs).toContain(
+        `logout done: access token failed (queued), refresh token failed (queued), ${event.durationMs} ms, session ${hash}`,
+      );
+
+      // The audit page: the logout with both tokens queued, nothing settled yet, two tokens pending.
+      const before = await agent.get('/audit').set('Host', HOST).expect(200);
+      expect(rowsOf(before.text, 'events')[0]!.slice(1, 4)).toEqual([
+        'signed out',
+        'failed (SERVER_ERROR 503), queued',
+        'failed (SERVER_ERROR 503), queued',
+      ]);
+      expect(before.text).toContain(`outbox (${app.outbox.description})`);
+      expect(before.text).toContain('id="no-settled"');
+      expect(before.text).toMatch(/<span id="pending">2 token\(s\) not revoked yet:/);
+      expect(app.settledEvents).toEqual([]);
+      if (redis) {
+        // The jobs are in Redis, and nothing in Redis holds a token or the client secret in clear.
+        const dump = await dumpRedis(redis.url);
+        expect(dump).toContain('express-polar-logout:revocations-');
+        for (const secret of [accessToken, refreshToken, sid, app.standin!.clientSecret])
+          expect(dump).not.toContain(secret);
+      }
+
+      // The outbox keeps trying while Polar is down: at least one call of its own per token, answered 503.
+      const failedCalls = (hint: string): number =>
+        fake.calls.filter((c) => c.hint === hint && c.result === 503).length;
+      await waitFor(
+        'a failed outbox attempt per token',
+        () =>
+          failedCalls('access_token') > event.revocation.accessToken.attempts &&
+          failedCalls('refresh_token') > event.revocation.refreshToken.attempts,
+      );
+      expect(fake.isActive(accessToken)).toBe(true);
+
+      // Polar heals: within a few 50-200 ms backoff steps both tokens are revoked, and onSettled says so.
+      fake.heal();
+      await waitFor('both queued tokens to settle', () => app!.settledEvents.length === 2);
+      expect(fake.isActive(accessToken)).toBe(false);
+      expect(fake.isActive(refreshToken)).toBe(false);
+      expect(fake.calls.filter((c) => c.result === 200).every((c) => c.authenticated)).toBe(true);
+      expect(fake.calls.filter((c) => c.result === 200).length).toBeGreaterThanOrEqual(2);
+      expect([...app.settledEvents].map((e) => e.tokenType).sort()).toEqual(['access_token', 'refresh_token']);
+      for (const settled of app.settledEvents) {
+        expect(settled).toEqual({
+          tokenType: settled.tokenType,
+          outcome: 'revoked',
+          attempts: expect.any(Number),
+          queuedAt: expect.any(String),
+          settledAt: expect.any(String),
+          sessionIdHash: hash,
+        });
+        expect(settled.attempts).toBeGreaterThanOrEqual(2);
+        expect(Date.parse(settled.queuedAt)).toBeGreaterThanOrEqual(Date.parse(event.at));
+        expect(Date.parse(settled.settledAt)).toBeGreaterThanOrEqual(Date.parse(settled.queuedAt));
+        expect(logs).toContain(
+          `queued ${settled.tokenType.replace('_', ' ')} revoked after ${settled.attempts} attempt(s), session ${hash}`,
+        );
+      }
+
+      // The audit page now shows both outcomes next to the logout, correlated by the session hash.
+      const after = await agent.get('/audit').set('Host', HOST).expect(200);
+      const settledRows = rowsOf(after.text, 'settled');
+      expect(settledRows).toHaveLength(2);
+      expect(settledRows.map((cells) => cells[1]).sort()).toEqual(['access', 'refresh']);
+      for (const cells of settledRows) {
+        expect(cells[2]).toBe('revoked');
+        expect(Number(cells[3])).toBeGreaterThanOrEqual(2);
+        expect(cells[5]).toBe('-');
+        expect(cells[6]).toBe(hash);
+      }
+      expect(after.text).toContain('<span id="pending">No token waiting.</span>');
+      expect(await app.outbox.outbox.counts()).toEqual({ waiting: 0, delayed: 0, active: 0 });
+
+      const printed = [...logs, before.text, after.text].join('\n');
+      for (const secret of [accessToken, refreshToken, sid, app.standin!.clientSecret])
+        expect(printed).not.toContain(secret);
+    } finally {
+      await app?.close();
+      await redis?.stop();
+    }
   });
 });

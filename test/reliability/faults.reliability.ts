@@ -51,8 +51,10 @@ interface Fault {
 }
 
 const ALL: readonly Scope[] = ['access_token', 'refresh_token', 'both'];
-const status = (code: number, extra: { retryAfter?: string; body?: string; contentType?: string } = {}) =>
-  (h: Harness, hint: TokenTypeHint | undefined): void => h.fake.fail({ type: 'status', status: code, ...extra }, { hint });
+const status =
+  (code: number, extra: { retryAfter?: string; body?: string; contentType?: string } = {}) =>
+  (h: Harness, hint: TokenTypeHint | undefined): void =>
+    h.fake.fail({ type: 'status', status: code, ...extra }, { hint });
 const httpDateIn = (ms: number): string => new Date(Date.now() + ms).toUTCString();
 
 const FAULTS: readonly Fault[] = [
@@ -91,9 +93,24 @@ const FAULTS: readonly Fault[] = [
     minMs: BUDGET_MS - 20,
     arm: (h, hint) => h.fake.fail({ type: 'trickle', intervalMs: 25 }, { hint }),
   },
-  { name: '500', scopes: ALL, expected: { status: 'failed', code: 'SERVER_ERROR', httpStatus: 500, attempts: 2 }, arm: status(500) },
-  { name: '502', scopes: ALL, expected: { status: 'failed', code: 'SERVER_ERROR', httpStatus: 502, attempts: 2 }, arm: status(502) },
-  { name: '503', scopes: ALL, expected: { status: 'failed', code: 'SERVER_ERROR', httpStatus: 503, attempts: 2 }, arm: status(503) },
+  {
+    name: '500',
+    scopes: ALL,
+    expected: { status: 'failed', code: 'SERVER_ERROR', httpStatus: 500, attempts: 2 },
+    arm: status(500),
+  },
+  {
+    name: '502',
+    scopes: ALL,
+    expected: { status: 'failed', code: 'SERVER_ERROR', httpStatus: 502, attempts: 2 },
+    arm: status(502),
+  },
+  {
+    name: '503',
+    scopes: ALL,
+    expected: { status: 'failed', code: 'SERVER_ERROR', httpStatus: 503, attempts: 2 },
+    arm: status(503),
+  },
   {
     name: '503 Retry-After: 1 (fits the budget)',
     scopes: ALL,
@@ -115,7 +132,12 @@ const FAULTS: readonly Fault[] = [
     maxMs: BUDGET_MS / 2,
     arm: (h, hint) => status(503, { retryAfter: httpDateIn(3_600_000) })(h, hint),
   },
-  { name: '429', scopes: ALL, expected: { status: 'failed', code: 'RATE_LIMITED', httpStatus: 429, attempts: 2 }, arm: status(429) },
+  {
+    name: '429',
+    scopes: ALL,
+    expected: { status: 'failed', code: 'RATE_LIMITED', httpStatus: 429, attempts: 2 },
+    arm: status(429),
+  },
   {
     name: '429 Retry-After: 60',
     scopes: ALL,
@@ -178,10 +200,15 @@ interface CaseResult {
 function outcomeProblems(label: string, actual: TokenOutcome | undefined, expected: Expected): string[] {
   if (!actual) return [`${label}: no outcome`];
   const problems: string[] = [];
-  if (actual.status !== expected.status) problems.push(`${label}: status ${actual.status}, expected ${expected.status}`);
-  if (actual.attempts !== expected.attempts) problems.push(`${label}: ${actual.attempts} attempts, expected ${expected.attempts}`);
+  if (actual.status !== expected.status)
+    problems.push(`${label}: status ${actual.status}, expected ${expected.status}`);
+  if (actual.attempts !== expected.attempts)
+    problems.push(`${label}: ${actual.attempts} attempts, expected ${expected.attempts}`);
   if (expected.status === 'failed') {
-    const want = expected.httpStatus === undefined ? { code: expected.code } : { code: expected.code, httpStatus: expected.httpStatus };
+    const want =
+      expected.httpStatus === undefined
+        ? { code: expected.code }
+        : { code: expected.code, httpStatus: expected.httpStatus };
     if (JSON.stringify(actual.error) !== JSON.stringify(want)) {
       problems.push(`${label}: error ${JSON.stringify(actual.error)}, expected ${JSON.stringify(want)}`);
     }
@@ -208,9 +235,12 @@ async function runCase(fault: Fault, scope: Scope, policy: Policy): Promise<Case
     const elapsedMs = performance.now() - started;
 
     // Time against the budget.
-    if (elapsedMs > BUDGET_MS + MARGIN_MS) problems.push(`took ${Math.round(elapsedMs)} ms > ${BUDGET_MS}+${MARGIN_MS}`);
-    if (fault.minMs !== undefined && elapsedMs < fault.minMs) problems.push(`took ${Math.round(elapsedMs)} ms < ${fault.minMs}`);
-    if (fault.maxMs !== undefined && elapsedMs > fault.maxMs) problems.push(`took ${Math.round(elapsedMs)} ms > ${fault.maxMs}`);
+    if (elapsedMs > BUDGET_MS + MARGIN_MS)
+      problems.push(`took ${Math.round(elapsedMs)} ms > ${BUDGET_MS}+${MARGIN_MS}`);
+    if (fault.minMs !== undefined && elapsedMs < fault.minMs)
+      problems.push(`took ${Math.round(elapsedMs)} ms < ${fault.minMs}`);
+    if (fault.maxMs !== undefined && elapsedMs > fault.maxMs)
+      problems.push(`took ${Math.round(elapsedMs)} ms > ${fault.maxMs}`);
 
     // The audit outcome of each token.
     const expectedOf = (hint: TokenTypeHint): Expected =>
@@ -231,20 +261,25 @@ async function runCase(fault: Fault, scope: Scope, policy: Policy): Promise<Case
       if ((res.body as { error?: string }).error !== 'REVOCATION_FAILED') problems.push(`body ${res.text}`);
       if (sessions.join() !== sessionId) problems.push('the session was not kept');
       if (cleared) problems.push('the cookie was cleared');
-      if (event?.loggedOut !== false || event?.error?.code !== 'REVOCATION_FAILED') problems.push('event does not say REVOCATION_FAILED');
+      if (event?.loggedOut !== false || event.error?.code !== 'REVOCATION_FAILED')
+        problems.push('event does not say REVOCATION_FAILED');
       if ((h.errors[0] as { code?: string } | undefined)?.code !== 'REVOCATION_FAILED' || h.errors.length !== 1) {
         problems.push('next() did not get REVOCATION_FAILED');
       }
     } else {
-      if (res.status !== 303 || res.headers.location !== '/') problems.push(`answer ${res.status} ${res.headers.location}`);
+      if (res.status !== 303 || res.headers.location !== '/')
+        problems.push(`answer ${res.status} ${res.headers.location}`);
       if (sessions.length !== 0) problems.push('the session is still in the store');
       if (!cleared) problems.push('the cookie was not cleared');
-      if (event?.loggedOut !== true || event.sessionDestroyed !== true) problems.push('event does not say logged out');
+      if (event?.loggedOut !== true || !event.sessionDestroyed) problems.push('event does not say logged out');
       if (h.errors.length !== 0) problems.push(`${h.errors.length} errors handed to next()`);
     }
 
     // What the stand-in saw: attempts per token, and no "revoked" claim for a token it still holds active.
-    for (const [hint, token] of [['access_token', tokens.accessToken], ['refresh_token', tokens.refreshToken]] as const) {
+    for (const [hint, token] of [
+      ['access_token', tokens.accessToken],
+      ['refresh_token', tokens.refreshToken],
+    ] as const) {
       const expected = expectedOf(hint);
       const calls = h.fake.calls.filter((c) => c.hint === hint);
       if (!fault.unreachable && calls.length !== expected.attempts) {
@@ -252,7 +287,8 @@ async function runCase(fault: Fault, scope: Scope, policy: Policy): Promise<Case
       }
       if (calls.some((c) => c.token !== token || !c.authenticated)) problems.push(`stand-in got a wrong ${hint} call`);
       const faulted = scope === 'both' || scope === hint;
-      const claimedRevoked = event?.revocation[hint === 'access_token' ? 'accessToken' : 'refreshToken'].status === 'revoked';
+      const claimedRevoked =
+        event?.revocation[hint === 'access_token' ? 'accessToken' : 'refreshToken'].status === 'revoked';
       // A refresh-token revocation ends the grant, so the access token dies with it: check the refresh token strictly.
       if (claimedRevoked && h.fake.isActive(token) && !(faulted && fault.lyingSuccess)) {
         problems.push(`${hint} reported revoked but still active at the stand-in`);
@@ -265,7 +301,12 @@ async function runCase(fault: Fault, scope: Scope, policy: Policy): Promise<Case
       format(h.events),
       ...h.errors.map((e) => `${format(e)} ${JSON.stringify(e)} ${e instanceof Error ? e.stack : ''}`),
     ].join('\n');
-    const secrets = [tokens.accessToken, tokens.refreshToken, h.fake.clientSecret, ...sessionSecrets(sessionId, cookie)];
+    const secrets = [
+      tokens.accessToken,
+      tokens.refreshToken,
+      h.fake.clientSecret,
+      ...sessionSecrets(sessionId, cookie),
+    ];
     return { fault, scope, policy, elapsedMs, problems, captured, secrets };
   } finally {
     await h.close();
@@ -332,7 +373,13 @@ describe('faults at Polar, under both failure policies', () => {
     const over = results.map((r) => r.elapsedMs - BUDGET_MS);
     const worst = Math.max(...over);
     const within = results.filter((r) => r.elapsedMs <= BUDGET_MS + MARGIN_MS).length;
-    figure(SECTION, 'logouts answered within budget + margin', `${within}/${results.length}`, `all (budget ${BUDGET_MS} ms + ${MARGIN_MS} ms)`, within === results.length);
+    figure(
+      SECTION,
+      'logouts answered within budget + margin',
+      `${within}/${results.length}`,
+      `all (budget ${BUDGET_MS} ms + ${MARGIN_MS} ms)`,
+      within === results.length,
+    );
     info(SECTION, 'worst time past the budget', `${Math.round(worst)} ms`);
     expect(within).toBe(results.length);
   });
@@ -344,8 +391,18 @@ describe('faults at Polar, under both failure policies', () => {
     const haystack = [...results.map((r) => r.captured), ...ownDebug].join('\n');
 
     const leaks = findLeaks(haystack, secrets);
-    figure(SECTION, 'secrets found in responses, errors, events, our DEBUG output', leaks.length, '0', leaks.length === 0);
-    info(SECTION, 'text scanned (our channels / third-party DEBUG=*)', `${haystack.length} / ${otherDebug.join('\n').length} chars`);
+    figure(
+      SECTION,
+      'secrets found in responses, errors, events, our DEBUG output',
+      leaks.length,
+      '0',
+      leaks.length === 0,
+    );
+    info(
+      SECTION,
+      'text scanned (our channels / third-party DEBUG=*)',
+      `${haystack.length} / ${otherDebug.join('\n').length} chars`,
+    );
     // The scan is not vacuous: the channels were captured and do hold what we scan them for.
     expect(ownDebug.some((l) => l.includes('revocation attempt 1 failed'))).toBe(true);
     expect(findLeaks(`x${[...secrets][0]}x`, secrets)).toHaveLength(1);

@@ -22,6 +22,7 @@ const ALLOWED = 'https://app.example.com';
 const FALLBACK = '/signed-out';
 /** Where the browser is when it follows the Location header (any origin works: only "same or allowed" matters). */
 const BASES = ['https://site.test/logout', 'http://127.0.0.1:3000/a/b/logout?x=1'];
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_OR_BACKSLASH = /[\u0000-\u001f\u007f-\u009f\\]/;
 
 /** Where a browser lands when it follows `location` from each base: only the base's own origin or ALLOWED. */
@@ -148,10 +149,17 @@ describe('open redirects', () => {
         if (res.status !== 303) problems.push(`${transport} ${JSON.stringify(target)}: status ${res.status}`);
         const off = offSite(location);
         if (off) problems.push(`${transport} ${JSON.stringify(target)}: ${off}`);
-        else if (location !== FALLBACK) problems.push(`${transport} ${JSON.stringify(target)}: honoured as ${location}`);
+        else if (location !== FALLBACK)
+          problems.push(`${transport} ${JSON.stringify(target)}: honoured as ${location}`);
       }
     }
-    figure(SECTION_REDIRECT, 'hostile payloads (query + form body)', `${sent - problems.length}/${sent} fell back on site`, `${sent}/${sent}, >= 80`, problems.length === 0 && sent >= 80);
+    figure(
+      SECTION_REDIRECT,
+      'hostile payloads (query + form body)',
+      `${sent - problems.length}/${sent} fell back on site`,
+      `${sent}/${sent}, >= 80`,
+      problems.length === 0 && sent >= 80,
+    );
     expect(problems).toEqual([]);
   });
 
@@ -186,6 +194,7 @@ describe('open redirects', () => {
             break;
           }
           const path = decoded.split(/[?#]/, 1)[0]!;
+          // eslint-disable-next-line no-control-regex -- matching control characters is the point
           if (/^\/[/\\]/.test(path) || /[\u0000-\u001f\\]/.test(path)) return false;
           // ...and once its dot segments are resolved ("/.//x" is "//x").
           if (new URL(path, 'http://placeholder.test').pathname.startsWith('//')) return false;
@@ -196,11 +205,72 @@ describe('open redirects', () => {
     };
 
     const piece = fc.constantFrom(
-      '/', '//', '\\', '/\\', '\\/', '.', '..', '/./', '/../', '/.', '/..', '%2F', '%2f', '%5C', '%5c', '%2e', '%2E%2E',
-      '%252F', '%25', '%', '%0a', '%09', '%00', '\t', '\n', '\r', ' ', '\u0000', '\u3002', '\uff0e', '\uff0f', '\u2215',
-      '\u2044', '\uff3c', '\u200b', '\ufeff', '\u2028', '\u00a0', '@', ':', '?', '#', ';', '&', '=', 'http:', 'https:',
-      'HTTPS:', 'hTtP:', 'javascript:', 'data:', 'file:', 'blob:', 'evil.example', 'app.example.com', 'localhost',
-      ':3000', ':443', '127.0.0.1', '0x7f.1', '[::1]', 'xn--pp-5cd.example.com', '\u0430', 'user:pass@', 'a', 'x',
+      '/',
+      '//',
+      '\\',
+      '/\\',
+      '\\/',
+      '.',
+      '..',
+      '/./',
+      '/../',
+      '/.',
+      '/..',
+      '%2F',
+      '%2f',
+      '%5C',
+      '%5c',
+      '%2e',
+      '%2E%2E',
+      '%252F',
+      '%25',
+      '%',
+      '%0a',
+      '%09',
+      '%00',
+      '\t',
+      '\n',
+      '\r',
+      ' ',
+      '\u0000',
+      '\u3002',
+      '\uff0e',
+      '\uff0f',
+      '\u2215',
+      '\u2044',
+      '\uff3c',
+      '\u200b',
+      '\ufeff',
+      '\u2028',
+      '\u00a0',
+      '@',
+      ':',
+      '?',
+      '#',
+      ';',
+      '&',
+      '=',
+      'http:',
+      'https:',
+      'HTTPS:',
+      'hTtP:',
+      'javascript:',
+      'data:',
+      'file:',
+      'blob:',
+      'evil.example',
+      'app.example.com',
+      'localhost',
+      ':3000',
+      ':443',
+      '127.0.0.1',
+      '0x7f.1',
+      '[::1]',
+      'xn--pp-5cd.example.com',
+      '\u0430',
+      'user:pass@',
+      'a',
+      'x',
     );
     // Random concatenations of the pieces above, sometimes URL-encoded once or twice, sometimes mixed-case.
     const adversarial = fc
@@ -218,9 +288,19 @@ describe('open redirects', () => {
         fc.constantFrom('', 'https:', 'http:', 'HTTPS:', 'javascript:', 'https:/', '/'),
         fc.constantFrom('', '/', '//', '///', '\\\\', '/\\', '\\/', '%2F%2F', '\t//'),
         fc.constantFrom('', 'user@', 'app.example.com@', 'a:b@', 'app.example.com%40'),
-        fc.constantFrom('evil.example', 'app.example.com', 'app.example.com.evil.example', 'app\u3002example\u3002com', 'localhost', 'ev\u0130l.example'),
+        fc.constantFrom(
+          'evil.example',
+          'app.example.com',
+          'app.example.com.evil.example',
+          'app\u3002example\u3002com',
+          'localhost',
+          'ev\u0130l.example',
+        ),
         fc.constantFrom('', ':3000', ':443', ':80', ':8443'),
-        fc.string({ unit: fc.constantFrom('/', '\\', '.', '%', '2', 'F', 'e', '@', '?', '#', 'a', '\t', '\u3002'), maxLength: 12 }),
+        fc.string({
+          unit: fc.constantFrom('/', '\\', '.', '%', '2', 'F', 'e', '@', '?', '#', 'a', '\t', '\u3002'),
+          maxLength: 12,
+        }),
       )
       .map((parts) => parts.join(''));
     const properties: ReadonlyArray<readonly [string, fc.Arbitrary<string>, number]> = [
@@ -233,16 +313,31 @@ describe('open redirects', () => {
     const failures: string[] = [];
     for (const [name, arbitrary, numRuns] of properties) {
       const details = fc.check(fc.property(arbitrary, isSafe), { numRuns });
-      if (details.failed) failures.push(`${name}: ${JSON.stringify(details.counterexample?.[0])} (seed ${details.seed})`);
+      if (details.failed)
+        failures.push(`${name}: ${JSON.stringify(details.counterexample?.[0])} (seed ${details.seed})`);
     }
     const total = properties.reduce((sum, [, , runs]) => sum + runs, 0);
-    figure(SECTION_REDIRECT, 'fast-check: targets generated / properties failed', `${total} / ${failures.length}`, '>= 40000 / 0', failures.length === 0);
+    figure(
+      SECTION_REDIRECT,
+      'fast-check: targets generated / properties failed',
+      `${total} / ${failures.length}`,
+      '>= 40000 / 0',
+      failures.length === 0,
+    );
     expect(failures).toEqual([]);
   });
 
   it('refuses the dot-segment bypass (/..//host) found by this suite', () => {
     // Regression test: normalisation turned "/..//evil.example" into "//evil.example".
-    for (const target of ['/..//evil.example', '/.//evil.example', '/a/b/../..//evil.example', '/%2e%2e//evil.example', '/./%2f/evil.example', '/.%2f/evil.example', '/./%2f%2E%2E']) {
+    for (const target of [
+      '/..//evil.example',
+      '/.//evil.example',
+      '/a/b/../..//evil.example',
+      '/%2e%2e//evil.example',
+      '/./%2f/evil.example',
+      '/.%2f/evil.example',
+      '/./%2f%2E%2E',
+    ]) {
       expect(safeRedirectTarget(target, new Set([ALLOWED]))).toBeUndefined();
     }
     expect(safeRedirectTarget('/a/../b', new Set())).toBe('/b');
@@ -267,10 +362,29 @@ describe('logout CSRF', () => {
         ['POST Origin: own host, other port', 403, (t) => t.set('Origin', `http://${host}:8080`)],
         ['POST Origin: own host with userinfo', 403, (t) => t.set('Origin', `http://evil@${host}`)],
         ['POST Origin: allowlisted host over http', 403, (t) => t.set('Origin', 'http://app.example.com')],
-        ['POST Origin: foreign + Sec-Fetch-Site: same-origin', 403, (t) => t.set({ Origin: 'https://evil.example', 'Sec-Fetch-Site': 'same-origin' })],
-        ['POST form, Origin: foreign, Referer: own', 403, (t) => t.type('form').send('x=1').set({ Origin: 'https://evil.example', Referer: `http://${host}/` })],
+        [
+          'POST Origin: foreign + Sec-Fetch-Site: same-origin',
+          403,
+          (t) => t.set({ Origin: 'https://evil.example', 'Sec-Fetch-Site': 'same-origin' }),
+        ],
+        [
+          'POST form, Origin: foreign, Referer: own',
+          403,
+          (t) =>
+            t
+              .type('form')
+              .send('x=1')
+              .set({ Origin: 'https://evil.example', Referer: `http://${host}/` }),
+        ],
       ];
-      const methods: ReadonlyArray<readonly [string, number]> = [['GET', 405], ['HEAD', 405], ['PUT', 405], ['DELETE', 405], ['PATCH', 405], ['OPTIONS', 405]];
+      const methods: ReadonlyArray<readonly [string, number]> = [
+        ['GET', 405],
+        ['HEAD', 405],
+        ['PUT', 405],
+        ['DELETE', 405],
+        ['PATCH', 405],
+        ['OPTIONS', 405],
+      ];
       const problems: string[] = [];
       const sideEffects = async (label: string, res: request.Response, expected: number): Promise<void> => {
         if (res.status !== expected) problems.push(`${label}: status ${res.status}, expected ${expected}`);
@@ -285,15 +399,28 @@ describe('logout CSRF', () => {
       }
       for (const [method, expected] of methods) {
         const agent = request(h.app) as unknown as Record<string, (path: string) => request.Test>;
-        const res = await agent[method.toLowerCase()]!('/logout').set({ Cookie: cookie, Host: host, Origin: `http://${host}` });
+        const res = await agent[method.toLowerCase()]!('/logout').set({
+          Cookie: cookie,
+          Host: host,
+          Origin: `http://${host}`,
+        });
         await sideEffects(method, res, expected);
       }
       const refused = hostile.length + methods.length;
-      figure(SECTION_CSRF, 'refused requests with a side effect', `${problems.length} of ${refused}`, '0 (403 cross-site, 405 methods)', problems.length === 0);
+      figure(
+        SECTION_CSRF,
+        'refused requests with a side effect',
+        `${problems.length} of ${refused}`,
+        '0 (403 cross-site, 405 methods)',
+        problems.length === 0,
+      );
       expect(problems).toEqual([]);
 
       // Positive control: the same request from the site itself does log out.
-      await h.post(cookie).set({ Host: host, Origin: `http://${host}`, 'Sec-Fetch-Site': 'same-origin' }).expect(303);
+      await h
+        .post(cookie)
+        .set({ Host: host, Origin: `http://${host}`, 'Sec-Fetch-Site': 'same-origin' })
+        .expect(303);
       expect(await h.sessionIds()).toEqual([]);
       expect(h.fake.isActive(tokens.refreshToken)).toBe(false);
     } finally {
@@ -344,15 +471,23 @@ describe('odd session contents', () => {
             if (outcome !== 'absent') problems.push(`${prefix}: outcome ${outcome}`);
           } else {
             const call = calls[0];
-            if (calls.length !== 1 || call?.token !== sent || call.hint !== hint) problems.push(`${prefix}: Polar got ${JSON.stringify(call?.token?.slice(0, 40))}`);
-            if (call && call.fields.sort().join() !== 'client_id,client_secret,token,token_type_hint') problems.push(`${prefix}: fields ${call.fields.join()}`);
+            if (calls.length !== 1 || call?.token !== sent || call.hint !== hint)
+              problems.push(`${prefix}: Polar got ${JSON.stringify(call?.token?.slice(0, 40))}`);
+            if (call && call.fields.sort().join() !== 'client_id,client_secret,token,token_type_hint')
+              problems.push(`${prefix}: fields ${call.fields.join()}`);
             if (call && !call.authenticated) problems.push(`${prefix}: credentials overridden`);
             if (outcome !== 'revoked') problems.push(`${prefix}: outcome ${outcome}`);
           }
         }
       }
       const total = cases.length * 2;
-      figure(SECTION_ODD, 'odd token values handled', `${total - problems.length}/${total}`, `${total}/${total}`, problems.length === 0);
+      figure(
+        SECTION_ODD,
+        'odd token values handled',
+        `${total - problems.length}/${total}`,
+        `${total}/${total}`,
+        problems.length === 0,
+      );
       expect(problems).toEqual([]);
     } finally {
       await h.close();
@@ -380,38 +515,93 @@ describe('odd session contents', () => {
     const disconnected = new DisconnectedStore();
     const apps: ReadonlyArray<readonly [string, express.Express, number, string]> = [
       ['no express-session', makeApp('none', () => undefined), 500, 'SESSION_UNAVAILABLE'],
-      ['a plain-object session (cookie-session style)', makeApp('plain', (app) => app.use((req, _res, next) => {
-        (req as unknown as { session: unknown }).session = { accessToken: 'a', refreshToken: 'r' };
-        next();
-      })), 500, 'SESSION_UNAVAILABLE'],
-      ['req.session = null', makeApp('null', (app) => app.use((req, _res, next) => {
-        (req as unknown as { session: unknown }).session = null;
-        next();
-      })), 500, 'SESSION_UNAVAILABLE'],
-      ['a store that is disconnected', makeApp('disconnected', (app) => {
-        app.use(session({ secret: 's', resave: false, saveUninitialized: false, store: disconnected }));
-        disconnected.emit('disconnect');
-      }), 500, 'SESSION_UNAVAILABLE'],
-      ['a destroy() that throws', makeApp('throws', (app) => app.use((req, _res, next) => {
-        (req as unknown as { session: unknown }).session = { destroy: () => { throw new Error('store bug'); } };
-        next();
-      })), 500, 'SESSION_DESTROY_FAILED'],
-      ['a destroy() that calls back twice', makeApp('twice', (app) => app.use((req, _res, next) => {
-        (req as unknown as { session: unknown }).session = { destroy: (cb: (e?: unknown) => void) => { cb(); cb(new Error('again')); } };
-        next();
-      })), 303, ''],
-      ['getTokens() throwing a string', (() => {
-        const app = express();
-        app.use(session({ secret: 's', resave: false, saveUninitialized: false }));
-        const logout = polarLogout({ clientId: fake.clientId, clientSecret: fake.clientSecret, baseUrl: fake.url, getTokens: () => { throw 'nope'; } });
-        handlers.push(logout);
-        app.post('/logout', logout);
-        app.use(((err: { code?: string; status?: number }, _req, res, _next) => {
-          errors.push({ label: 'getTokens', code: err.code, status: err.status });
-          res.status(err.status ?? 500).json({ error: err.code });
-        }) as ErrorRequestHandler);
-        return app;
-      })(), 500, 'GET_TOKENS_FAILED'],
+      [
+        'a plain-object session (cookie-session style)',
+        makeApp('plain', (app) =>
+          app.use((req, _res, next) => {
+            (req as unknown as { session: unknown }).session = { accessToken: 'a', refreshToken: 'r' };
+            next();
+          }),
+        ),
+        500,
+        'SESSION_UNAVAILABLE',
+      ],
+      [
+        'req.session = null',
+        makeApp('null', (app) =>
+          app.use((req, _res, next) => {
+            (req as unknown as { session: unknown }).session = null;
+            next();
+          }),
+        ),
+        500,
+        'SESSION_UNAVAILABLE',
+      ],
+      [
+        'a store that is disconnected',
+        makeApp('disconnected', (app) => {
+          app.use(session({ secret: 's', resave: false, saveUninitialized: false, store: disconnected }));
+          disconnected.emit('disconnect');
+        }),
+        500,
+        'SESSION_UNAVAILABLE',
+      ],
+      [
+        'a destroy() that throws',
+        makeApp('throws', (app) =>
+          app.use((req, _res, next) => {
+            (req as unknown as { session: unknown }).session = {
+              destroy: () => {
+                throw new Error('store bug');
+              },
+            };
+            next();
+          }),
+        ),
+        500,
+        'SESSION_DESTROY_FAILED',
+      ],
+      [
+        'a destroy() that calls back twice',
+        makeApp('twice', (app) =>
+          app.use((req, _res, next) => {
+            (req as unknown as { session: unknown }).session = {
+              destroy: (cb: (e?: unknown) => void) => {
+                cb();
+                cb(new Error('again'));
+              },
+            };
+            next();
+          }),
+        ),
+        303,
+        '',
+      ],
+      [
+        'getTokens() throwing a string',
+        (() => {
+          const app = express();
+          app.use(session({ secret: 's', resave: false, saveUninitialized: false }));
+          const logout = polarLogout({
+            clientId: fake.clientId,
+            clientSecret: fake.clientSecret,
+            baseUrl: fake.url,
+            getTokens: () => {
+              // eslint-disable-next-line @typescript-eslint/only-throw-error -- a hook that throws a non-Error is the case under test
+              throw 'nope';
+            },
+          });
+          handlers.push(logout);
+          app.post('/logout', logout);
+          app.use(((err: { code?: string; status?: number }, _req, res, _next) => {
+            errors.push({ label: 'getTokens', code: err.code, status: err.status });
+            res.status(err.status ?? 500).json({ error: err.code });
+          }) as ErrorRequestHandler);
+          return app;
+        })(),
+        500,
+        'GET_TOKENS_FAILED',
+      ],
     ];
     const problems: string[] = [];
     try {
@@ -425,12 +615,24 @@ describe('odd session contents', () => {
       handlers.forEach((h) => h.close());
       await fake.close();
     }
-    figure(SECTION_ODD, 'sessions without destroy(): clear error codes', `${apps.length - problems.length}/${apps.length}`, `${apps.length}/${apps.length}, process alive`, problems.length === 0);
+    figure(
+      SECTION_ODD,
+      'sessions without destroy(): clear error codes',
+      `${apps.length - problems.length}/${apps.length}`,
+      `${apps.length}/${apps.length}, process alive`,
+      problems.length === 0,
+    );
     expect(problems).toEqual([]);
   });
 
   it('raised no unhandled rejection or uncaught exception in this file', () => {
-    figure(SECTION_ODD, 'unhandled rejections / uncaught exceptions (hostile input)', unhandled.count, '0', unhandled.count === 0);
+    figure(
+      SECTION_ODD,
+      'unhandled rejections / uncaught exceptions (hostile input)',
+      unhandled.count,
+      '0',
+      unhandled.count === 0,
+    );
     expect(unhandled.descriptions).toEqual([]);
   });
 });

@@ -20,7 +20,15 @@ import { startFakePolar, type FakePolar } from '../../lib/testing';
 import { figure, skipped } from './support/figures';
 import { trackUnhandled } from './support/process';
 import { startRaceApp, storedSession, type RaceApp } from './support/race-app';
-import { connectNodeRedis, describeWithRedis, keysMatching, redisAvailable, startRedis, type NodeRedisClient, type RedisServer } from './support/redis';
+import {
+  connectNodeRedis,
+  describeWithRedis,
+  keysMatching,
+  redisAvailable,
+  startRedis,
+  type NodeRedisClient,
+  type RedisServer,
+} from './support/redis';
 
 const SECTION = 'Races';
 const unhandled = trackUnhandled();
@@ -88,8 +96,18 @@ async function doubleLogout(a: RaceApp, inner: session.Store, label: string): Pr
   const statuses = responses.map((r) => r.status);
   const gone = (await storedSession(inner, sessionId)) === null;
   const ok =
-    statuses.every((s) => s === 303) && gone && !fake.isActive(tokens.refreshToken) && a.errors.length === 0 && unhandled.count === before;
-  figure(SECTION, `5 logouts of one session at once (${label})`, `answers ${[...new Set(statuses)].join(',')}, session ${gone ? 'gone' : 'kept'}, ${unhandled.count - before} unhandled`, '303 each, gone, 0 unhandled', ok);
+    statuses.every((s) => s === 303) &&
+    gone &&
+    !fake.isActive(tokens.refreshToken) &&
+    a.errors.length === 0 &&
+    unhandled.count === before;
+  figure(
+    SECTION,
+    `5 logouts of one session at once (${label})`,
+    `answers ${[...new Set(statuses)].join(',')}, session ${gone ? 'gone' : 'kept'}, ${unhandled.count - before} unhandled`,
+    '303 each, gone, 0 unhandled',
+    ok,
+  );
   expect(statuses).toEqual([303, 303, 303, 303, 303]);
   expect(gone).toBe(true);
   expect(a.events).toHaveLength(5);
@@ -108,7 +126,13 @@ describe('with the memory store', () => {
   it('unguarded: an in-flight save brings the destroyed session back (the problem is real)', async () => {
     const inner = new session.MemoryStore();
     const outcome = await inFlight(await app({ store: inner, fake }), inner);
-    figure(SECTION, 'in-flight save after logout, unguarded (memory)', describeOutcome(outcome), 'yes, yes (the race exists)', outcome.back && outcome.oldCookieWorks);
+    figure(
+      SECTION,
+      'in-flight save after logout, unguarded (memory)',
+      describeOutcome(outcome),
+      'yes, yes (the race exists)',
+      outcome.back && outcome.oldCookieWorks,
+    );
     expect(outcome).toEqual({ back: true, oldCookieWorks: true, slowStatus: 200 });
   });
 
@@ -121,7 +145,13 @@ describe('with the memory store', () => {
     const refused: string[] = [];
     const store = guardSessionStore(inner, { onRefused: ({ operation }) => void refused.push(operation) });
     const outcome = await inFlight(await app({ store, fake, ...options }), inner);
-    figure(SECTION, `in-flight save after logout, guarded (memory): ${label}`, describeOutcome(outcome), 'no, no', !outcome.back && !outcome.oldCookieWorks);
+    figure(
+      SECTION,
+      `in-flight save after logout, guarded (memory): ${label}`,
+      describeOutcome(outcome),
+      'no, no',
+      !outcome.back && !outcome.oldCookieWorks,
+    );
     expect(outcome).toEqual({ back: false, oldCookieWorks: false, slowStatus: 200 });
     if (!('rolling' in options)) expect(refused).toContain('set');
   });
@@ -202,7 +232,7 @@ describe('the guard itself', () => {
     expect(await storedSession(inner, 'sid-ttl')).not.toBeNull();
 
     const bounded = createMemoryTombstones({ maxEntries: 3 });
-    for (const key of ['a', 'b', 'c', 'd']) bounded.add(key, 60_000);
+    for (const key of ['a', 'b', 'c', 'd']) void bounded.add(key, 60_000); // memory tombstones are synchronous
     expect(['a', 'b', 'c', 'd'].map((k) => bounded.has(k))).toEqual([false, true, true, true]);
   });
 
@@ -219,8 +249,12 @@ describe('the guard itself', () => {
 
   it('refuses to write when it cannot check the tombstones (fails closed)', async () => {
     const inner = new session.MemoryStore();
-    const store = guardSessionStore(inner, { tombstones: { add: () => undefined, has: () => Promise.reject(new Error('down')) } });
-    const err = await new Promise((resolve) => store.set('sid-x', { cookie: {} } as unknown as session.SessionData, resolve));
+    const store = guardSessionStore(inner, {
+      tombstones: { add: () => undefined, has: () => Promise.reject(new Error('down')) },
+    });
+    const err = await new Promise((resolve) =>
+      store.set('sid-x', { cookie: {} } as unknown as session.SessionData, resolve),
+    );
     expect(err).toBeInstanceOf(Error);
     expect(await storedSession(inner, 'sid-x')).toBeNull();
   });
@@ -235,7 +269,12 @@ describe('the guard itself', () => {
     expect(disconnected).toBe(true);
     expect(typeof store.all).toBe('function');
     expect(typeof store.touch).toBe('function');
-    const { touch: _touch, ...noTouch } = { get: inner.get.bind(inner), set: inner.set.bind(inner), destroy: inner.destroy.bind(inner), touch: 1 };
+    const { touch: _touch, ...noTouch } = {
+      get: inner.get.bind(inner),
+      set: inner.set.bind(inner),
+      destroy: inner.destroy.bind(inner),
+      touch: 1,
+    };
     const bare = Object.assign(Object.create(session.Store.prototype) as session.Store, noTouch);
     expect(guardSessionStore(bare).touch).toBeUndefined();
 
@@ -243,7 +282,7 @@ describe('the guard itself', () => {
     const { sessionId, cookie } = await a.login();
     // regenerate() through the guard destroys (and tombstones) the old id
     await new Promise<void>((resolve, reject) =>
-      store.regenerate({ sessionID: sessionId } as never, (err: unknown) => (err ? reject(err) : resolve())),
+      store.regenerate({ sessionID: sessionId } as never, (err) => (err ? reject(err) : resolve())),
     );
     expect(await storedSession(inner, sessionId)).toBeNull();
     expect(await a.whoami(cookie)).toBeNull();
@@ -292,13 +331,23 @@ describeWithRedis('with connect-redis on a real redis-server', () => {
 
   it('survives a double logout (guarded store, Redis tombstones)', async () => {
     const inner = redisStore();
-    await doubleLogout(await app({ store: guardSessionStore(inner, { tombstones: redisTombstones() }), fake }), inner, 'Redis');
+    await doubleLogout(
+      await app({ store: guardSessionStore(inner, { tombstones: redisTombstones() }), fake }),
+      inner,
+      'Redis',
+    );
   });
 
   it('unguarded: an in-flight save brings the destroyed session back', async () => {
     const inner = redisStore();
     const outcome = await inFlight(await app({ store: inner, fake }), inner);
-    figure(SECTION, 'in-flight save after logout, unguarded (Redis)', describeOutcome(outcome), 'yes, yes (the race exists)', outcome.back && outcome.oldCookieWorks);
+    figure(
+      SECTION,
+      'in-flight save after logout, unguarded (Redis)',
+      describeOutcome(outcome),
+      'yes, yes (the race exists)',
+      outcome.back && outcome.oldCookieWorks,
+    );
     expect(outcome.back).toBe(true);
   });
 
@@ -310,7 +359,13 @@ describeWithRedis('with connect-redis on a real redis-server', () => {
     const inner = redisStore();
     const store = guardSessionStore(inner, shared ? { tombstones: redisTombstones() } : {});
     const outcome = await inFlight(await app({ store, fake, ...options }), inner);
-    figure(SECTION, `in-flight save after logout, guarded (Redis, ${label})`, describeOutcome(outcome), 'no, no', !outcome.back && !outcome.oldCookieWorks);
+    figure(
+      SECTION,
+      `in-flight save after logout, guarded (Redis, ${label})`,
+      describeOutcome(outcome),
+      'no, no',
+      !outcome.back && !outcome.oldCookieWorks,
+    );
     expect(outcome).toEqual({ back: false, oldCookieWorks: false, slowStatus: 200 });
   });
 
@@ -319,7 +374,13 @@ describeWithRedis('with connect-redis on a real redis-server', () => {
     const a = await app({ store: guardSessionStore(innerA), fake });
     const b = await app({ store: guardSessionStore(redisStore()), fake });
     const outcome = await inFlight(a, innerA, b);
-    figure(SECTION, 'two instances, memory tombstones', describeOutcome(outcome), 'yes (limit: use Redis tombstones)', outcome.back);
+    figure(
+      SECTION,
+      'two instances, memory tombstones',
+      describeOutcome(outcome),
+      'yes (limit: use Redis tombstones)',
+      outcome.back,
+    );
     expect(outcome.back).toBe(true);
   });
 
@@ -328,14 +389,24 @@ describeWithRedis('with connect-redis on a real redis-server', () => {
     const a = await app({ store: guardSessionStore(innerA, { tombstones: redisTombstones() }), fake });
     const b = await app({ store: guardSessionStore(redisStore(), { tombstones: redisTombstones() }), fake });
     const outcome = await inFlight(a, innerA, b);
-    figure(SECTION, 'two instances, Redis tombstones', describeOutcome(outcome), 'no, no', !outcome.back && !outcome.oldCookieWorks);
+    figure(
+      SECTION,
+      'two instances, Redis tombstones',
+      describeOutcome(outcome),
+      'no, no',
+      !outcome.back && !outcome.oldCookieWorks,
+    );
     expect(outcome).toEqual({ back: false, oldCookieWorks: false, slowStatus: 200 });
   });
 
   it('undoes a write that passed the check while another instance destroyed the session', async () => {
     class GatedRedisStore extends RedisStore {
       gate: { reached: () => void; proceed: Promise<void> } | undefined;
-      override async set(sid: string, sess: session.SessionData, cb?: (err?: unknown, data?: unknown) => unknown): Promise<unknown> {
+      override async set(
+        sid: string,
+        sess: session.SessionData,
+        cb?: (err?: unknown, data?: unknown) => unknown,
+      ): Promise<unknown> {
         const gate = this.gate;
         this.gate = undefined;
         if (gate) {
@@ -350,7 +421,10 @@ describeWithRedis('with connect-redis on a real redis-server', () => {
       const gated = new GatedRedisStore({ client, prefix: 'sess:' });
       const refused: string[] = [];
       const tombstones = (): SessionTombstones => (shared ? redisTombstones() : createMemoryTombstones());
-      const a = guardSessionStore(gated, { tombstones: tombstones(), onRefused: ({ operation }) => void refused.push(operation) });
+      const a = guardSessionStore(gated, {
+        tombstones: tombstones(),
+        onRefused: ({ operation }) => void refused.push(operation),
+      });
       const b = guardSessionStore(redisStore(), { tombstones: tombstones() });
       const sid = randomBytes(18).toString('base64url');
       sessionIds.add(sid);
@@ -369,14 +443,23 @@ describeWithRedis('with connect-redis on a real redis-server', () => {
       expect(exists).toBe(!shared);
       expect(refused).toEqual(shared ? ['set'] : []);
     }
-    figure(SECTION, 'write racing a destroy in another instance', results.join('; '), 'Redis tombstones: undone', results[1] === 'Redis tombstones: undone');
+    figure(
+      SECTION,
+      'write racing a destroy in another instance',
+      results.join('; '),
+      'Redis tombstones: undone',
+      results[1] === 'Redis tombstones: undone',
+    );
   });
 
   it('stores tombstones with a TTL, with node-redis and ioredis clients', async () => {
     const io = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
     await io.connect();
     try {
-      for (const [name, tombstones] of [['node-redis', redisTombstones()], ['ioredis', createRedisTombstones({ client: io, prefix: 'io:' })]] as const) {
+      for (const [name, tombstones] of [
+        ['node-redis', redisTombstones()],
+        ['ioredis', createRedisTombstones({ client: io, prefix: 'io:' })],
+      ] as const) {
         await tombstones.add(`key-${name}`, 60_000);
         expect(await tombstones.has(`key-${name}`)).toBe(true);
         expect(await tombstones.has(`other-${name}`)).toBe(false);

@@ -29,7 +29,9 @@ class SummaryReporter {
     }
     const header = { section: 'Section', figure: 'Figure', value: 'Value', expected: 'Expected', status: 'Result' };
     const cols = ['section', 'figure', 'value', 'expected', 'status'];
-    const width = Object.fromEntries(cols.map((c) => [c, Math.max(...[header, ...rows].map((r) => String(r[c]).length))]));
+    const width = Object.fromEntries(
+      cols.map((c) => [c, Math.max(...[header, ...rows].map((r) => String(r[c]).length))]),
+    );
     const line = (r) => `| ${cols.map((c) => String(r[c]).padEnd(width[c])).join(' | ')} |`;
     const rule = `|${cols.map((c) => '-'.repeat(width[c] + 2)).join('|')}|`;
     const seconds = ((Date.now() - results.startTime) / 1000).toFixed(1);

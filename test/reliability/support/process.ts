@@ -50,7 +50,7 @@ export function captureStderr(): { readonly text: () => string; stop(): void } {
     const callback = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
     callback?.();
     return true;
-  } as typeof stream.write;
+  };
   return {
     text: () => chunks.join(''),
     stop() {

@@ -116,7 +116,10 @@ export async function startRaceApp(options: RaceAppOptions): Promise<RaceApp> {
       const loadedPromise = new Promise<void>((resolve) => (loaded = resolve));
       const released = new Promise<void>((resolve) => (release = resolve));
       gates.set(id, { loaded, released });
-      const response = request(url).post('/slow').set({ Cookie: cookie, 'x-gate': id }).then((r) => r);
+      const response = request(url)
+        .post('/slow')
+        .set({ Cookie: cookie, 'x-gate': id })
+        .then((r) => r);
       return { loaded: loadedPromise, release, response };
     },
     async whoami(cookie) {

@@ -23,7 +23,9 @@ export const redisAvailable: boolean = (() => {
   if (process.env.CI) {
     throw new Error(`${BINARY} was not found, and CI is set: install it (apt-get install redis-server).`);
   }
-  process.stdout.write(`\n[reliability] ${BINARY} not found: skipping the Redis tests (they are required when CI is set).\n`);
+  process.stdout.write(
+    `\n[reliability] ${BINARY} not found: skipping the Redis tests (they are required when CI is set).\n`,
+  );
   return false;
 })();
 
@@ -77,12 +79,25 @@ export async function startRedis(): Promise<RedisServer> {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'epl-redis-'));
     const child = spawn(
       BINARY,
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'],
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+        '--loglevel',
+        'warning',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     running.add(child);
-    child.stdout?.resume();
-    child.stderr?.resume();
+    child.stdout.resume();
+    child.stderr.resume();
     const url = `redis://127.0.0.1:${port}`;
     const stop = async (): Promise<void> => {
       if (child.exitCode === null && child.signalCode === null) {
