@@ -246,8 +246,17 @@ export async function createBullmqQueue(ctx: JobContext, redis: ResolvedRedis): 
     }
   }
 
+  /** Bounded like a write: a health check must answer, and say so, when Redis is away. */
   async function counts(): Promise<OutboxCounts> {
-    const c = await queue.getJobCounts('wait', 'prioritized', 'delayed', 'active');
+    const unavailable = (): RevocationOutboxError =>
+      new RevocationOutboxError('OUTBOX_UNAVAILABLE', 'Redis is not reachable; the outbox cannot be counted.');
+    if (!isProducerReady()) await withTimeout(readiness, ENQUEUE_TIMEOUT_MS);
+    if (producer.status !== 'ready') throw unavailable();
+    const c = await withTimeout(
+      queue.getJobCounts('wait', 'prioritized', 'delayed', 'active').catch(() => undefined),
+      ENQUEUE_TIMEOUT_MS,
+    );
+    if (c === undefined) throw unavailable();
     return { waiting: (c.wait ?? 0) + (c.prioritized ?? 0), delayed: c.delayed ?? 0, active: c.active ?? 0 };
   }
 

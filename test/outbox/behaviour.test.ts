@@ -113,6 +113,11 @@ function suite(mode: Mode): void {
         const lines = debugOutput.slice(before).join('\n');
         expect(lines).toMatch(/access_token not queued: OUTBOX_UNAVAILABLE/);
         expect(lines).toMatch(/could not queue the refresh_token/);
+
+        // A health check answers too, and says Redis is away, instead of hanging.
+        const counted = performance.now();
+        await expect(o.counts()).rejects.toMatchObject({ code: 'OUTBOX_UNAVAILABLE' });
+        expect(performance.now() - counted).toBeLessThan(1500);
       } finally {
         await own.stop();
       }
