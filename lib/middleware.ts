@@ -18,6 +18,14 @@ import type { LogoutEvent, PolarLogoutOptions, RevocationResult } from './types'
 
 const debug = createDebug('express-polar-logout');
 
+type LogoutFailure = NonNullable<LogoutEvent['error']>['code'];
+
+const FAILURE_MESSAGES: Record<LogoutFailure, string> = {
+  REVOCATION_FAILED: 'Polar did not confirm the token revocation; the session was kept so the user can try again.',
+  SESSION_DESTROY_FAILED:
+    'The session store failed to destroy the session; the user is not logged out. Check the store.',
+};
+
 export interface PolarLogoutHandler extends RequestHandler {
   /** Closes the keep-alive connections to Polar (for graceful shutdown and tests). */
   close(): void;
@@ -69,31 +77,24 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     const revocation = await revoker.revoke(tokens);
     const failed = revocation.accessToken.status === 'failed' || revocation.refreshToken.status === 'failed';
 
-    const finish = async (event: LogoutEvent, error?: PolarLogoutError): Promise<void> => {
-      await runAuditHook(onLogout, event, req, timeoutMs);
-      if (error) return next(error);
-      answer(req, res, redirectTo, revocation);
-    };
-
-    if (failed && onRevocationFailure === 'fail') {
-      res.setHeader('Cache-Control', 'no-store');
+    /** Audits the attempt, then answers: success, or the failure to next() with the session kept as it is. */
+    const finish = async (failure?: LogoutFailure): Promise<void> => {
       const event = buildLogoutEvent(req, {
         startedAt,
         startedAtMs,
         revocation,
         redirectTo,
-        sessionDestroyed: false,
+        sessionDestroyed: failure === undefined,
         sessionIdHash,
-        error: { code: 'REVOCATION_FAILED' },
+        ...(failure && { error: { code: failure } }),
       });
-      return finish(
-        event,
-        new PolarLogoutError(
-          'REVOCATION_FAILED',
-          'Polar did not confirm the token revocation; the session was kept so the user can try again.',
-        ),
-      );
-    }
+      await runAuditHook(onLogout, event, req, timeoutMs);
+      if (!failure) return answer(req, res, redirectTo, revocation);
+      res.setHeader('Cache-Control', 'no-store');
+      next(new PolarLogoutError(failure, FAILURE_MESSAGES[failure]));
+    };
+
+    if (failed && onRevocationFailure === 'fail') return finish('REVOCATION_FAILED');
     if (failed && handOffFailures) await handOffFailures(tokens, revocation, sessionIdHash);
 
     const cookie = cookieAttributesOf(session);
@@ -101,34 +102,10 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
       await destroySession(session);
     } catch (err) {
       debug('the session store failed to destroy the session: %s', err instanceof Error ? err.name : typeof err);
-      res.setHeader('Cache-Control', 'no-store');
-      const event = buildLogoutEvent(req, {
-        startedAt,
-        startedAtMs,
-        revocation,
-        redirectTo,
-        sessionDestroyed: false,
-        sessionIdHash,
-        error: { code: 'SESSION_DESTROY_FAILED' },
-      });
-      return finish(
-        event,
-        new PolarLogoutError(
-          'SESSION_DESTROY_FAILED',
-          'The session store failed to destroy the session; the user is not logged out. Check the store.',
-        ),
-      );
+      return finish('SESSION_DESTROY_FAILED');
     }
     clearSessionCookie(res, cookieName, cookie);
-    const event = buildLogoutEvent(req, {
-      startedAt,
-      startedAtMs,
-      revocation,
-      redirectTo,
-      sessionDestroyed: true,
-      sessionIdHash,
-    });
-    return finish(event);
+    return finish();
   }
 
   const handler = ((req: Request, res: Response, next: NextFunction): void => {
