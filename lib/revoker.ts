@@ -242,6 +242,9 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     headers,
     timeout: 0, // the Budget bounds the whole call, body included; axios' own timeout would not
     maxRedirects: 0,
+    // No HTTP(S)_PROXY from the environment: axios forwards https requests to an http proxy without a CONNECT
+    // tunnel (the secret would cross the proxy in clear), and reading the environment costs every request.
+    proxy: false,
     maxContentLength: MAX_RESPONSE_BYTES,
     responseType: 'text',
     transformResponse: [(data: unknown) => data],

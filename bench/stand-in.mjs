@@ -1,0 +1,66 @@
+// Child process: the Polar stand-in from express-polar-logout/testing, driven over IPC by bench/run.mjs.
+import { serve } from './ipc.mjs';
+
+const { startFakePolar } = await import(new URL('../dist/testing/index.mjs', import.meta.url).href);
+
+let polar = await startFakePolar();
+const { clientId, clientSecret } = polar;
+const port = Number(new URL(polar.url).port);
+let latencyMs = 0;
+let batch = [];
+
+serve({
+  cpu: () => process.cpuUsage(),
+  /** Issues n token pairs (one grant each) and remembers them as the current batch. */
+  issue({ n }) {
+    batch = [];
+    for (let i = 0; i < n; i += 1) {
+      const { accessToken, refreshToken } = polar.issueTokens();
+      batch.push(accessToken, refreshToken);
+    }
+    return batch;
+  },
+  latency({ ms }) {
+    latencyMs = ms;
+    polar.setLatency(ms);
+  },
+  hang() {
+    polar.fail({ type: 'hang' });
+  },
+  heal() {
+    polar.heal();
+  },
+  /** Forgets recorded calls and zeroes the connection counter. */
+  reset() {
+    polar.resetCalls();
+  },
+  /** What the stand-in saw since the last reset, and how many tokens of the current batch are still active. */
+  stats() {
+    let revoked200 = 0;
+    let hung = 0;
+    let other = 0;
+    for (const call of polar.calls) {
+      if (call.result === 200 && call.authenticated && call.clientAuth === 'client_secret_post') revoked200 += 1;
+      else if (call.result === 'hang') hung += 1;
+      else other += 1;
+    }
+    let active = 0;
+    for (const token of batch) if (polar.isActive(token)) active += 1;
+    return {
+      calls: polar.calls.length,
+      revoked200,
+      hung,
+      other,
+      connections: polar.connections,
+      maxConcurrent: polar.maxConcurrent,
+      active,
+    };
+  },
+  /** Closes every connection (hung ones included) and listens again on the same port: clients start from a cold pool. */
+  async drop() {
+    await polar.close();
+    polar = await startFakePolar({ port, clientId, clientSecret, latencyMs });
+  },
+});
+
+process.send({ ready: true, url: polar.url, clientId, clientSecret });
