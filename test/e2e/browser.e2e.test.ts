@@ -13,22 +13,19 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { createClient } from 'redis';
+import { freePort, redisAvailable, startRedisServer, type RedisServer } from '../support/redis-server';
 import {
   ARTIFACTS,
   CHROMIUM,
   CHROMIUM_ARGS,
-  freePort,
   loadExample,
   sessionIdOfCookie,
-  startRedisServer,
   storedSession,
-  which,
   type ExampleApp,
-  type RedisServer,
 } from './e2e-support';
 
 const haveChromium = existsSync(CHROMIUM);
-const haveRedis = which('redis-server') !== undefined;
+const haveRedis = redisAvailable;
 const missing = [haveChromium ? undefined : CHROMIUM, haveRedis ? undefined : 'redis-server'].filter(Boolean);
 const inCI = Boolean(process.env.CI);
 

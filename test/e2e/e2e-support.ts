@@ -1,14 +1,12 @@
 /**
  * What the example-app tests share: loading the example (which imports the built package by its name, so
- * dist/ must exist and be current), free loopback ports, a throw-away redis-server, and the tools check.
+ * dist/ must exist and be current), and reading sessions. Free ports and redis-server: ../support/redis-server.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import type { Express } from 'express';
 import type session from 'express-session';
-import { createClient } from 'redis';
 import type { LogoutEvent, OutboxBackoffOptions, OutboxCounts, OutboxSettledEvent, RevocationOutbox } from '../../lib';
 import type { FakePolar } from '../../lib/testing';
 
@@ -148,116 +146,13 @@ export function loadExample(): ExampleModules {
   return { ...config, ...app, ...store };
 }
 
-// ---- Ports, tools, redis-server ----
-
-/** A port that was free a moment ago on 127.0.0.1 (for servers whose URL must be known before they listen). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** The absolute path of an executable on PATH, or undefined. */
-export function which(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const candidate = path.join(dir, name);
-    if (dir && existsSync(candidate)) return candidate;
-  }
-  return undefined;
-}
-
-export interface RedisServer {
-  url: string;
-  port: number;
-  stop(): Promise<void>;
-}
-
-/** Starts a throw-away redis-server on a loopback port: no persistence, stopped by stop(). */
-export async function startRedisServer(): Promise<RedisServer> {
-  const port = await freePort();
-  const child: ChildProcess = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`redis-server did not start within 10 s:\n${output}`));
-    }, 10_000);
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      if (output.includes('Ready to accept connections')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`redis-server exited with code ${code}:\n${output}`));
-    });
-  });
-  child.stdout!.removeAllListeners('data').resume();
-  child.stderr!.removeAllListeners('data').resume();
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        const force = setTimeout(() => child.kill('SIGKILL'), 5000);
-        child.once('exit', () => {
-          clearTimeout(force);
-          resolve();
-        });
-        child.kill('SIGTERM');
-      }),
-  };
-}
+// ---- Sessions ----
 
 /** The session id inside an express-session cookie value (`s:<id>.<signature>`, URL-encoded). */
 export function sessionIdOfCookie(value: string): string {
   const decoded = decodeURIComponent(value);
   if (!decoded.startsWith('s:')) throw new Error('not a signed express-session cookie');
   return decoded.slice(2, decoded.lastIndexOf('.'));
-}
-
-/**
- * Every key and value in a Redis, as text (strings, hashes, lists, sets, sorted sets, streams), to search
- * for secrets in clear.
- */
-export async function dumpRedis(url: string): Promise<string> {
-  const client = createClient({ url });
-  await client.connect();
-  try {
-    const reads: Record<string, (key: string) => string[]> = {
-      string: (key) => ['GET', key],
-      hash: (key) => ['HGETALL', key],
-      list: (key) => ['LRANGE', key, '0', '-1'],
-      set: (key) => ['SMEMBERS', key],
-      zset: (key) => ['ZRANGE', key, '0', '-1', 'WITHSCORES'],
-      stream: (key) => ['XRANGE', key, '-', '+'],
-    };
-    const parts: string[] = [];
-    for (const key of await client.keys('*')) {
-      const type = await client.type(key);
-      if (type === 'none') continue; // gone since KEYS (a lock, a job that moved on)
-      const read = reads[type];
-      if (!read) throw new Error(`dumpRedis: a key of type ${type} it cannot read`);
-      parts.push(key, JSON.stringify(await client.sendCommand(read(key))));
-    }
-    return parts.join('\n');
-  } finally {
-    await client.close();
-  }
 }
 
 /** store.get() as a promise. */

@@ -8,19 +8,15 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import request from 'supertest';
+import { freePort, redisAvailable, startRedisServer, type RedisServer } from '../support/redis-server';
 import {
-  dumpRedis,
-  freePort,
   loadExample,
   ROOT,
   sessionIdOfCookie,
-  startRedisServer,
   storedSession,
-  which,
   type ExampleApp,
   type ExampleModules,
   type PolarStandin,
-  type RedisServer,
 } from './e2e-support';
 
 let example: ExampleModules;
@@ -537,7 +533,7 @@ describe('the sign-in callback and logout over HTTP (no browser)', () => {
 });
 
 describe('Polar down at logout: the user is signed out, the revocation outbox revokes the tokens later', () => {
-  const haveRedis = which('redis-server') !== undefined;
+  const haveRedis = redisAvailable;
   const inCI = Boolean(process.env.CI);
   if (!haveRedis && !inCI) {
     console.warn(
@@ -641,7 +637,7 @@ describe('Polar down at logout: the user is signed out, the revocation outbox re
       expect(app.settledEvents).toEqual([]);
       if (redis) {
         // The jobs are in Redis, and nothing in Redis holds a token or the client secret in clear.
-        const dump = await dumpRedis(redis.url);
+        const dump = await redis.dump();
         expect(dump).toContain('express-polar-logout:revocations-');
         for (const secret of [accessToken, refreshToken, sid, app.standin!.clientSecret])
           expect(dump).not.toContain(secret);

@@ -12,7 +12,7 @@ import {
 } from '../../lib';
 import { startFakePolar, type FakePolar } from '../../lib/testing';
 import { createOutboxApp, debugOutput, sleep, waitFor, type OutboxApp } from './support/app';
-import { describeWithRedis, startRedis, type RedisServer } from './support/redis';
+import { describeWithRedis, startRedisServer, type RedisServer } from '../support/redis-server';
 import { startSwitch, type PortSwitch } from './support/switch';
 
 type Mode = 'memory' | 'redis';
@@ -30,7 +30,7 @@ function suite(mode: Mode): void {
   const switches: PortSwitch[] = [];
 
   beforeAll(async () => {
-    if (mode === 'redis') redis = await startRedis();
+    if (mode === 'redis') redis = await startRedisServer();
   });
   afterAll(async () => {
     await redis?.stop();
@@ -92,7 +92,7 @@ function suite(mode: Mode): void {
   // First: their ioredis reconnect timers (2 s after close) are long gone when the file ends.
   if (mode === 'redis') {
     it('a Redis outage at enqueue time leaves the logout answered and reports it', async () => {
-      const own = await startRedis();
+      const own = await startRedisServer();
       try {
         // worker: false: a web process; a worker's blocking read would keep BullMQ's 6 s watchdog after close.
         const o = outbox({ redis: own.url, worker: false });
@@ -314,7 +314,7 @@ function suite(mode: Mode): void {
     await o.enqueue(token, 'access_token', {});
     expect(await pending(o)).toBe(1);
     if (redis) {
-      const keys = await redis.client().keys(`express-polar-logout:revocations-*:rv-*`);
+      const keys = await redis.keys(`express-polar-logout:revocations-*:rv-*`);
       expect(keys.filter((k) => /:rv-[0-9a-f]{32}$/.test(k))).toHaveLength(1);
     }
     await waitFor(() => callsFor(token).length >= 2, 3000, 'retries');

@@ -10,7 +10,7 @@ import { lockTimings } from '../../lib/outbox/bullmq-queue';
 import { startFakePolar, type FakePolar, type FakeTokenPair } from '../../lib/testing';
 import { sleep, waitFor } from './support/app';
 import { bundleLibrary, startChild, type Bundle, type Child } from './support/children';
-import { describeWithRedis, startRedis, type RedisServer } from './support/redis';
+import { describeWithRedis, startRedisServer, type RedisServer } from '../support/redis-server';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
 // The children's per-call budget: lock 2 s, stall check 1 s. OUTBOX_TEST_TIMEOUT_MS=5000 measures the defaults.
@@ -25,7 +25,7 @@ describeWithRedis('the Redis outbox across processes', () => {
   const secrets = new Set<string>();
 
   beforeAll(async () => {
-    [bundle, redis] = await Promise.all([bundleLibrary(), startRedis()]);
+    [bundle, redis] = await Promise.all([bundleLibrary(), startRedisServer()]);
   });
   afterAll(async () => {
     bundle.remove();

@@ -25,10 +25,10 @@ import {
   describeWithRedis,
   keysMatching,
   redisAvailable,
-  startRedis,
+  startRedisServer,
   type NodeRedisClient,
   type RedisServer,
-} from './support/redis';
+} from '../support/redis-server';
 
 const SECTION = 'Load';
 const SESSIONS = 5000;
@@ -114,7 +114,7 @@ describeWithRedis(
     const appErrors: unknown[] = [];
 
     beforeAll(async () => {
-      redis = await startRedis();
+      redis = await startRedisServer();
       client = await connectNodeRedis(redis.url);
       fake = await startFakePolar();
     });

@@ -25,10 +25,10 @@ import {
   describeWithRedis,
   keysMatching,
   redisAvailable,
-  startRedis,
+  startRedisServer,
   type NodeRedisClient,
   type RedisServer,
-} from './support/redis';
+} from '../support/redis-server';
 
 const SECTION = 'Races';
 const unhandled = trackUnhandled();
@@ -312,7 +312,7 @@ describeWithRedis('with connect-redis on a real redis-server', () => {
   let redis: RedisServer;
   let client: NodeRedisClient;
   beforeAll(async () => {
-    redis = await startRedis();
+    redis = await startRedisServer();
     client = await connectNodeRedis(redis.url);
   });
   afterAll(async () => {
