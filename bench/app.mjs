@@ -1,4 +1,4 @@
-// Child process: a real Express 5 app with express-session's MemoryStore and four logout routes, driven
+// Child process: a real Express 5 app with express-session's MemoryStore and five logout routes, driven
 // by bench/run.mjs. Sessions are written straight into the store before a run (see `seed`), so the
 // measured requests do only what a logout does: load the session from the store, log out, destroy it.
 import { randomBytes } from 'node:crypto';
@@ -8,7 +8,7 @@ import session from 'express-session';
 import { serve } from './ipc.mjs';
 import { naiveLogout } from './naive-route.mjs';
 
-const { polarLogout } = await import(new URL('../dist/index.mjs', import.meta.url).href);
+const { polarLogout, createRevocationOutbox } = await import(new URL('../dist/index.mjs', import.meta.url).href);
 // express-session signs its cookie with its own copy of cookie-signature; sign seeded cookies the same way.
 const signature = createRequire(createRequire(import.meta.url).resolve('express-session'))('cookie-signature');
 
@@ -23,6 +23,11 @@ const ours = polarLogout({ clientId, clientSecret, baseUrl });
 const ours500 = polarLogout({ clientId, clientSecret, baseUrl, timeoutMs: 500 });
 app.post('/logout', ours);
 app.post('/logout-500', ours500);
+// The same as /logout with an in-memory outbox configured: a healthy logout never calls it, so this route
+// measures what merely having one costs.
+const outbox = createRevocationOutbox({ clientId, clientSecret, baseUrl });
+const oursOutbox = polarLogout({ clientId, clientSecret, baseUrl, outbox });
+app.post('/logout-outbox', oursOutbox);
 app.post('/naive-logout', naiveLogout({ baseUrl, clientId, clientSecret }));
 // The floor: what any logout must do locally.
 app.post('/bare-logout', (req, res, next) => {
@@ -62,6 +67,8 @@ serve({
     return cookies;
   },
   count: () => storeCall('length'),
+  /** What the outbox holds (nothing, after healthy logouts). */
+  outboxCounts: () => outbox.counts(),
   clear: () => storeCall('clear'),
   /** Heap used after full collections (the process runs with --expose-gc). */
   async heap() {
@@ -74,6 +81,8 @@ serve({
   async close() {
     ours.close();
     ours500.close();
+    oursOutbox.close();
+    await outbox.close();
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
     // Exit (rather than wait for hung naive requests) so that --cpu-prof writes its profile.

@@ -6,9 +6,11 @@
 //   node bench/run.mjs --profile   only the instant-stand-in load, with the app under --cpu-prof, and a
 //                                  summary of where the app's CPU time goes (profile kept in bench/.profiles)
 //   node bench/run.mjs --overhead  only figure 5 (warm-up and the alternating rounds), to compare changes
-import { execFileSync, fork } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
-import { cpus } from 'node:os';
+//   node bench/run.mjs --outbox    only figures 7 and 8 (the revocation outbox: drain rate, healthy-path cost)
+import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import net from 'node:net';
+import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +22,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const PROFILE = process.argv.includes('--profile');
 const OVERHEAD_ONLY = process.argv.includes('--overhead');
+const OUTBOX_ONLY = process.argv.includes('--outbox');
 const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------- setup
@@ -183,6 +186,7 @@ async function main() {
   const began = performance.now();
   try {
     if (PROFILE) await profile(ctx, profileDir);
+    else if (OUTBOX_ONLY) printTable(await outboxFigures(ctx), ctx.problems);
     else await benchmark(ctx);
   } finally {
     closing = true;
@@ -337,10 +341,12 @@ async function benchmark(ctx) {
   await polar.call('heal');
   await polar.call('drop');
 
+  // 7 + 8. The revocation outbox (after the naive hang: its drain must not share the stand-in with hung sockets).
+  const outboxRows = await outboxFigures(ctx);
+
   // ------------------------------------------------------------------------------------------ table
   const rows = [];
-  const row = (figure, ours, naive, target, pass) =>
-    rows.push([figure, ours, naive, target, pass === undefined ? 'report' : pass ? 'PASS' : 'FAIL']);
+  const row = (...cells) => rows.push(tableRow(...cells));
   const f1 = par.p50 / 100;
   row(
     '1. parallelism: p50 / 100 ms injected',
@@ -399,14 +405,29 @@ async function benchmark(ctx) {
   );
   const grown = (heapAfter - heapBefore) / MiB;
   row('6. heap after 50,000 - after 5,000 warm-up', `${grown.toFixed(2)} MiB`, '', '< 5 MiB', grown < 5);
-  row(
-    '   correctness (303s, store, stand-in)',
-    problems.length ? `${problems.length} problems` : 'all checks held',
-    '',
-    'no problems',
-    problems.length === 0,
-  );
+  rows.push(...outboxRows);
+  printTable(rows, problems);
+}
 
+const tableRow = (figure, ours, naive, target, pass) => [
+  figure,
+  ours,
+  naive,
+  target,
+  pass === undefined ? 'report' : pass ? 'PASS' : 'FAIL',
+];
+
+/** Prints the one table (with the correctness row) and sets exit code 1 on any FAIL. */
+function printTable(rows, problems) {
+  rows.push(
+    tableRow(
+      '   correctness (303s, store, stand-in)',
+      problems.length ? `${problems.length} problems` : 'all checks held',
+      '',
+      'no problems',
+      problems.length === 0,
+    ),
+  );
   const header = ['figure', 'ours', 'naive', 'target', 'result'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
@@ -418,6 +439,208 @@ async function benchmark(ctx) {
   for (const r of rows) console.log(line(r));
   if (problems.length) console.log(`\nproblems:\n  ${problems.join('\n  ')}`);
   if (rows.some((r) => r[4] === 'FAIL')) process.exitCode = 1;
+}
+
+// ------------------------------------------------------------------------------------------ outbox
+
+/** A throwaway redis-server on a free loopback port (no persistence), or null when there is none to run. */
+async function startRedis() {
+  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  if (probe.status !== 0 || !/Redis server/i.test(probe.stdout ?? '')) return null;
+  const port = await new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port: free } = server.address();
+      server.close(() => resolve(free));
+    });
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'bench-redis-'));
+  const child = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--protected-mode',
+      'no',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--loglevel',
+      'warning',
+    ],
+    { stdio: 'ignore' },
+  );
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const gone = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await gone;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', () => child.kill('SIGKILL'));
+  const ping = () =>
+    new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('error', () => resolve(false));
+      socket.once('connect', () => socket.write('PING\r\n'));
+      socket.once('data', (data) => {
+        socket.destroy();
+        resolve(String(data).startsWith('+PONG'));
+      });
+    });
+  for (const deadline = Date.now() + 5000; Date.now() < deadline;) {
+    if (await ping()) return { url: `redis://127.0.0.1:${port}`, stop };
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await stop();
+  return null;
+}
+
+/**
+ * One drain: 2,000 fresh access tokens queued in the outbox worker process, the stand-in answering after
+ * 50 ms; the time until all 2,000 have settled 'revoked', checked against the stand-in.
+ */
+async function drain(ctx, worker, { label, concurrency, redisUrl }) {
+  const { polar, problems } = ctx;
+  const N = 2000;
+  await polar.call('reset');
+  const tokens = await polar.call('issueAccess', { n: N });
+  const cpuBefore = await Promise.all([worker.call('cpu'), polar.call('cpu')]);
+  const r = await worker.call('drain', { tokens, concurrency, redisUrl });
+  const cpuAfter = await Promise.all([worker.call('cpu'), polar.call('cpu')]);
+  // Share of one core the worker and the stand-in were busy for (over the drain and its enqueueing).
+  const busy = cpuAfter.map(
+    (a, i) => (a.user + a.system - cpuBefore[i].user - cpuBefore[i].system) / 1e6 / (r.seconds + r.enqueueMs / 1000),
+  );
+  const seen = await polar.call('stats');
+  const fail = (what) => problems.push(`${label}: ${what}`);
+  if (r.outcomes.revoked !== N) fail(`${r.outcomes.revoked ?? 0}/${N} settled revoked (${JSON.stringify(r.outcomes)})`);
+  if (seen.revoked200 !== N) fail(`the stand-in confirmed ${seen.revoked200} revocations, expected ${N}`);
+  if (seen.active !== 0) fail(`${seen.active} tokens are still active at the stand-in`);
+  if (seen.calls !== N) fail(`the stand-in received ${seen.calls} calls, expected ${N}`);
+  if (seen.maxConcurrent > concurrency) fail(`${seen.maxConcurrent} calls at once, above concurrency ${concurrency}`);
+  return { ...r, maxConcurrent: seen.maxConcurrent, busy };
+}
+
+/** Figures 7 (outbox drain rate) and 8 (healthy-path cost of a configured outbox); returns their table rows. */
+async function outboxFigures(ctx) {
+  const { polar, app, problems } = ctx;
+  const log = (s) => process.stderr.write(`${s}\n`);
+  const rows = [];
+  const row = (...cells) => rows.push(tableRow(...cells));
+
+  // 8. Healthy path: /logout and /logout-outbox (same options plus an in-memory outbox), instant stand-in,
+  // five alternating rounds (the order flips each round); then both at 50 ms latency from a cold pool.
+  await polar.call('latency', { ms: 0 });
+  const warm = {};
+  for (const [name, path] of [
+    ['ours', '/logout'],
+    ['outbox', '/logout-outbox'],
+  ]) {
+    warm[name] = await run(ctx, { label: `warm-up ${name}`, path, connections: 50, amount: 3000 });
+    log(`warm-up ${name}: ${warm[name].rate.toFixed(0)}/s`);
+  }
+  const amount = Math.max(500, Math.round((Math.min(warm.ours.rate, warm.outbox.rate) * 2.5) / 50) * 50);
+  const ratios = [];
+  const rates = { ours: [], outbox: [] };
+  for (let i = 0; i < 5; i += 1) {
+    const order = [
+      ['ours', '/logout'],
+      ['outbox', '/logout-outbox'],
+    ];
+    if (i % 2) order.reverse();
+    const got = {};
+    for (const [name, path] of order) {
+      got[name] = (await run(ctx, { label: `outbox cost ${name}`, path, connections: 50, amount })).rate;
+      rates[name].push(got[name]);
+    }
+    ratios.push(got.outbox / got.ours);
+    log(`  round ${i + 1}: ours ${got.ours.toFixed(0)}/s, with outbox ${got.outbox.toFixed(0)}/s`);
+  }
+  await polar.call('latency', { ms: 50 });
+  await polar.call('drop');
+  const thr = await run(ctx, { label: 'outbox cost throughput ours', path: '/logout', connections: 50, amount: 4000 });
+  await polar.call('drop');
+  const thrOutbox = await run(ctx, {
+    label: 'outbox cost throughput with outbox',
+    path: '/logout-outbox',
+    connections: 50,
+    amount: 4000,
+  });
+  log(`  50 ms latency: ours ${thr.rate.toFixed(0)}/s, with outbox ${thrOutbox.rate.toFixed(0)}/s`);
+  const held = await app.call('outboxCounts');
+  if (held.waiting + held.delayed + held.active !== 0)
+    problems.push(`outbox cost: the healthy logouts queued tokens (${JSON.stringify(held)})`);
+
+  // 7. Drain: 2,000 queued access tokens, 50 ms at the stand-in, outbox concurrency 10 and 50, worker in
+  // its own process; memory, and Redis (BullMQ) when a redis-server can be started here.
+  const worker = await start('outbox-worker.mjs', {
+    env: {
+      POLAR_URL: polar.info.url,
+      POLAR_CLIENT_ID: polar.info.clientId,
+      POLAR_CLIENT_SECRET: polar.info.clientSecret,
+    },
+  });
+  const redis = await startRedis();
+  if (!redis) log('outbox drain: no redis-server here; the Redis rows are skipped');
+  const drains = [];
+  try {
+    for (const [backend, redisUrl] of [['memory'], ...(redis ? [['redis', redis.url]] : [])]) {
+      for (const concurrency of [10, 50]) {
+        const label = `outbox drain ${backend} c${concurrency}`;
+        const r = await drain(ctx, worker, { label, concurrency, redisUrl });
+        const limit = concurrency / 0.05;
+        drains.push({ backend, concurrency, limit, ...r });
+        log(
+          `${label}: ${r.rate.toFixed(0)}/s of ${limit}/s in ${r.seconds.toFixed(2)} s (enqueue ${r.enqueueMs.toFixed(0)} ms, first settled at ${r.firstSettledMs.toFixed(0)} ms, max ${r.maxConcurrent} at once, busy worker/stand-in ${r.busy.map((x) => x.toFixed(2)).join('/')})`,
+        );
+      }
+    }
+  } finally {
+    // Ended on purpose: `closing` keeps start()'s watchdog quiet until it has exited.
+    closing = true;
+    const exited = new Promise((resolve) => worker.child.once('exit', resolve));
+    worker.child.kill();
+    await exited;
+    closing = false;
+    await redis?.stop();
+  }
+  await polar.call('latency', { ms: 0 });
+
+  for (const d of drains) {
+    const share = d.rate / d.limit;
+    row(
+      `7. outbox drain, 2,000 tokens, 50 ms, ${d.backend}, concurrency ${d.concurrency}`,
+      `${share.toFixed(2)} (${d.rate.toFixed(0)}/s of ${d.limit}/s, ${d.seconds.toFixed(2)} s)`,
+      '',
+      '>= 0.8 of limit',
+      share >= 0.8,
+    );
+  }
+  const costRatio = median(ratios);
+  row(
+    '8. healthy logout with outbox / without, instant',
+    `${costRatio.toFixed(3)} (${median(rates.outbox).toFixed(0)}/s vs ${median(rates.ours).toFixed(0)}/s)`,
+    '',
+    '>= 0.97',
+    costRatio >= 0.97,
+  );
+  const thrRatio = thrOutbox.rate / thr.rate;
+  row(
+    '   same, 50 ms latency, concurrency 50',
+    `${thrRatio.toFixed(3)} (${thrOutbox.rate.toFixed(0)}/s vs ${thr.rate.toFixed(0)}/s)`,
+    '',
+    '>= 0.97',
+    thrRatio >= 0.97,
+  );
+  return rows;
 }
 
 main().catch((err) => {

@@ -20,6 +20,12 @@ serve({
     }
     return batch;
   },
+  /** Issues n access tokens (one grant each) and remembers them as the current batch (for the outbox drain). */
+  issueAccess({ n }) {
+    batch = [];
+    for (let i = 0; i < n; i += 1) batch.push(polar.issueTokens().accessToken);
+    return batch;
+  },
   latency({ ms }) {
     latencyMs = ms;
     polar.setLatency(ms);
