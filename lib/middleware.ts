@@ -44,6 +44,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
   const { outbox, onLogout, onRevocationFailure, cookieName, timeoutMs } = config;
 
   const handOffFailures = outbox ? createFailureHandoff(outbox, timeoutMs) : undefined;
+  const needsSessionIdHash = onLogout !== undefined || outbox !== undefined;
 
   async function logout(req: Req, res: Response, next: NextFunction): Promise<void> {
     const session = sessionOf(req);
@@ -58,7 +59,8 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     }
     const startedAt = performance.now();
     const startedAtMs = Date.now();
-    const sessionIdHash = hashSessionId((req as { sessionID?: unknown }).sessionID);
+    // Only the audit event and the outbox use the hash: without either, a logout does not compute it.
+    const sessionIdHash = needsSessionIdHash ? hashSessionId((req as { sessionID?: unknown }).sessionID) : undefined;
 
     let tokens: NormalisedTokens;
     try {

@@ -133,7 +133,8 @@ describeWithRedis('the Redis outbox across processes', () => {
     console.log(`SIGKILLed app: revoked ${took} ms after the new process listened`);
   });
 
-  it('a worker killed in the middle of a call leaves the job to the next worker, within lock + stall check', async () => {
+  /** A web process's outbox: enqueues into the shared Redis, runs no worker; closed after the test. */
+  function producerOutbox(): ReturnType<typeof createRevocationOutbox> {
     const producer = createRevocationOutbox({
       clientId: fake.clientId,
       clientSecret: fake.clientSecret,
@@ -142,6 +143,11 @@ describeWithRedis('the Redis outbox across processes', () => {
       worker: false,
     });
     outboxes.push(producer);
+    return producer;
+  }
+
+  it('a worker killed in the middle of a call leaves the job to the next worker, within lock + stall check', async () => {
+    const producer = producerOutbox();
     const tokens = fake.issueTokens();
     secrets.add(tokens.accessToken).add(tokens.refreshToken);
     fake.fail({ type: 'hang' }, { times: 1 });
@@ -182,14 +188,7 @@ describeWithRedis('the Redis outbox across processes', () => {
     await sleep(1500);
     expect(fake.isActive(tokens.accessToken)).toBe(true);
     expect(callsFor(tokens.accessToken)).toHaveLength(2); // the logout's own, nothing since
-    const producer = createRevocationOutbox({
-      clientId: fake.clientId,
-      clientSecret: fake.clientSecret,
-      baseUrl: fake.url,
-      redis: redis.url,
-      worker: false,
-    });
-    outboxes.push(producer);
+    const producer = producerOutbox();
     expect(await producer.counts()).toEqual({ waiting: 2, delayed: 0, active: 0 });
 
     const worker = await workerBin();
