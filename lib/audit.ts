@@ -47,12 +47,11 @@ export type AuditHook<Req extends Request> = (event: LogoutEvent, req: Req) => v
 
 /** Runs the hook, waiting at most `limitMs`; never throws. */
 export async function runAuditHook<Req extends Request>(
-  hook: AuditHook<Req> | undefined,
+  hook: AuditHook<Req>,
   event: LogoutEvent,
   req: Req,
   limitMs: number,
 ): Promise<void> {
-  if (!hook) return;
   let timer: NodeJS.Timeout | undefined;
   try {
     const outcome = await Promise.race([

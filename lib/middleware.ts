@@ -81,16 +81,19 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
 
     /** Audits the attempt, then answers: success, or the failure to next() with the session kept as it is. */
     const finish = async (failure?: LogoutFailure): Promise<void> => {
-      const event = buildLogoutEvent(req, {
-        startedAt,
-        startedAtMs,
-        revocation,
-        redirectTo,
-        sessionDestroyed: failure === undefined,
-        sessionIdHash,
-        ...(failure && { error: { code: failure } }),
-      });
-      await runAuditHook(onLogout, event, req, timeoutMs);
+      // Without a hook nobody reads the event: a plain logout does not build it.
+      if (onLogout) {
+        const event = buildLogoutEvent(req, {
+          startedAt,
+          startedAtMs,
+          revocation,
+          redirectTo,
+          sessionDestroyed: failure === undefined,
+          sessionIdHash,
+          ...(failure && { error: { code: failure } }),
+        });
+        await runAuditHook(onLogout, event, req, timeoutMs);
+      }
       if (!failure) return answer(req, res, redirectTo, revocation);
       res.setHeader('Cache-Control', 'no-store');
       next(new PolarLogoutError(failure, FAILURE_MESSAGES[failure]));

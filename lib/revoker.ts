@@ -6,7 +6,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
-import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
+import { Axios, type AxiosResponse } from 'axios';
 import createDebug from 'debug';
 import { resolveRevokerConfig, type RevokerConfig } from './options';
 import { normaliseTokens } from './tokens';
@@ -219,12 +219,18 @@ function absent(): TokenOutcome {
 /** Builds a revoker from an already validated config (polarLogout and the outbox validate their own options). */
 export function buildRevoker(config: RevokerConfig): PolarRevoker {
   const isHttps = config.revokeUrl.startsWith('https:');
-  const agent = isHttps ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+  // axios sets TCP keep-alive to 60 s on every request's socket and Node's agent sets it back to its own
+  // keepAliveMsecs when the socket returns to the pool: with the same 60 s here, neither changes anything
+  // and a pooled request makes no setsockopt calls (it made eight: a sixth of the client's CPU).
+  const agentOptions = { keepAlive: true, keepAliveMsecs: 60_000 };
+  const agent = isHttps ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
 
   // Everything constant is computed once: the credentials part of the body or the Basic header.
   const headers: Record<string, string> = {
     'Content-Type': 'application/x-www-form-urlencoded',
     Accept: 'application/json',
+    // Said outright: without the header, RFC 9110 lets a server pick any coding, and `decompress` is off.
+    'Accept-Encoding': 'identity',
     'User-Agent': `express-polar-logout/${VERSION}`,
   };
   let credentialsBody: string;
@@ -236,7 +242,10 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     credentialsBody = `&client_id=${formEncode(config.clientId)}&client_secret=${formEncode(config.clientSecret)}`;
   }
 
-  const client: AxiosInstance = axios.create({
+  // `new Axios(config)` rather than axios.create(): its defaults are this config alone, without axios'
+  // global defaults (per-method header buckets, request transforms, environment classes) that every
+  // request would otherwise deep-merge again. Nothing here needs them; the merge was a third of axios' CPU.
+  const client = new Axios({
     adapter: 'http',
     ...(isHttps ? { httpsAgent: agent } : { httpAgent: agent }),
     headers,
@@ -246,15 +255,17 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     // tunnel (the secret would cross the proxy in clear), and reading the environment costs every request.
     proxy: false,
     maxContentLength: MAX_RESPONSE_BYTES,
+    decompress: false, // Polar's answer is `{}`: no zlib stream to set up for it
     responseType: 'text',
-    transformResponse: [(data: unknown) => data],
+    transformRequest: [],
+    transformResponse: [],
     validateStatus: () => true,
   });
 
   async function attempt(token: string, hint: TokenTypeHint, budget: Budget): Promise<AttemptFailure | null> {
     const body = `token=${formEncode(token)}&token_type_hint=${hint}${credentialsBody}`;
     const result = await untilAborted(
-      client.post<string>(config.revokeUrl, body, { signal: budget.signal }),
+      client.request<string>({ url: config.revokeUrl, method: 'post', data: body, signal: budget.signal }),
       budget.signal,
     );
     if (result === ABORTED) return budget.abortFailure();

@@ -1,4 +1,7 @@
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import { createPolarRevoker, type PolarRevoker } from '../lib';
+import { VERSION } from '../lib/version';
 import { classifyResponse, parseRetryAfter } from '../lib/revoker';
 import { startFakePolar, type FakePolar } from '../lib/testing';
 
@@ -48,6 +51,29 @@ describe('createPolarRevoker', () => {
     expect(fake.connections).toBe(1);
   });
 
+  it('keeps one TCP keep-alive setting on pooled sockets (no setsockopt per request)', async () => {
+    // axios sets 60 s on every request's socket; an agent with another keepAliveMsecs sets its own back
+    // each time the socket returns to the pool, and every change is four setsockopt calls.
+    const delays: unknown[] = [];
+    const original = net.Socket.prototype.setKeepAlive;
+    const spy = jest.spyOn(net.Socket.prototype, 'setKeepAlive').mockImplementation(function (
+      this: net.Socket,
+      enable?: boolean,
+      initialDelay?: number,
+    ) {
+      delays.push(initialDelay);
+      return original.call(this, enable, initialDelay);
+    });
+    try {
+      for (let i = 0; i < 3; i += 1) await revoker.revokeToken(fake.issueTokens().accessToken, 'access_token');
+    } finally {
+      spy.mockRestore();
+    }
+    expect(fake.connections).toBe(1);
+    expect(delays.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(delays)).toEqual(new Set([60_000]));
+  });
+
   it('stops at the caller AbortSignal and never rejects', async () => {
     fake.fail({ type: 'hang' });
     const controller = new AbortController();
@@ -73,6 +99,46 @@ describe('createPolarRevoker', () => {
     const outcome = await revoker.revokeToken('t', 'access_token');
     expect(outcome.failure).toEqual({ code: 'RATE_LIMITED', httpStatus: 429, retryable: true, retryAfterMs: 120_000 });
     expect(outcome.error).toEqual({ code: 'RATE_LIMITED', httpStatus: 429 });
+  });
+
+  it('sends exactly the form RFC 7009 asks for, with nothing else', async () => {
+    const seen: { method?: string; url?: string; headers: http.IncomingHttpHeaders; body: string }[] = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => (body += chunk));
+      req.on('end', () => {
+        seen.push({ method: req.method, url: req.url, headers: req.headers, body });
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const client = createPolarRevoker({ clientId: 'id 1', clientSecret: 's&=2', baseUrl: `http://127.0.0.1:${port}` });
+    try {
+      expect((await client.revokeToken('tok+/=', 'refresh_token')).status).toBe('revoked');
+    } finally {
+      client.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    expect(seen).toHaveLength(1);
+    const { method, url, headers, body } = seen[0] ?? { headers: {}, body: '' };
+    expect([method, url]).toEqual(['POST', '/v1/oauth2/revoke']);
+    expect(Object.fromEntries(new URLSearchParams(body))).toEqual({
+      token: 'tok+/=',
+      token_type_hint: 'refresh_token',
+      client_id: 'id 1',
+      client_secret: 's&=2',
+    });
+    expect(headers).toEqual({
+      host: `127.0.0.1:${port}`,
+      connection: 'keep-alive',
+      'content-type': 'application/x-www-form-urlencoded',
+      'content-length': String(Buffer.byteLength(body)),
+      accept: 'application/json',
+      'accept-encoding': 'identity',
+      'user-agent': `express-polar-logout/${VERSION}`,
+    });
   });
 
   it('does not follow redirects (they would carry the secret elsewhere)', async () => {
