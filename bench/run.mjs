@@ -409,7 +409,7 @@ async function benchmark(ctx) {
     '',
     undefined,
   );
-  row('   ours / naive', f3.toFixed(2), '', '>= 1.8 (limit 2.0)', f3 >= 1.8);
+  row('   ours / naive, median of 3 rounds', f3.toFixed(2), '', '>= 1.8 (limit 2.0)', f3 >= 1.8);
   row(
     `   / limit concurrency/latency = ${LIMIT}/s`,
     (thr.rate / LIMIT).toFixed(2),
@@ -601,17 +601,28 @@ async function outboxFigures(ctx) {
     ratios.push(got.outbox / got.ours);
     log(`  round ${i + 1}: ours ${got.ours.toFixed(0)}/s, with outbox ${got.outbox.toFixed(0)}/s`);
   }
+  // At 50 ms the app is CPU-bound on two shared cores, so one pair of runs is mostly noise: three
+  // alternating rounds (order flipping), each from a cold pool, and the round with the median ratio.
   await polar.call('latency', { ms: 50 });
-  await polar.call('drop');
-  const thr = await run(ctx, { label: 'outbox cost throughput ours', path: '/logout', connections: 50, amount: 4000 });
-  await polar.call('drop');
-  const thrOutbox = await run(ctx, {
-    label: 'outbox cost throughput with outbox',
-    path: '/logout-outbox',
-    connections: 50,
-    amount: 4000,
-  });
-  log(`  50 ms latency: ours ${thr.rate.toFixed(0)}/s, with outbox ${thrOutbox.rate.toFixed(0)}/s`);
+  const latencyRounds = [];
+  for (let i = 0; i < 3; i += 1) {
+    const order = [
+      ['ours', '/logout'],
+      ['outbox', '/logout-outbox'],
+    ];
+    if (i % 2) order.reverse();
+    const got = {};
+    for (const [name, path] of order) {
+      await polar.call('drop');
+      got[name] = await run(ctx, { label: `outbox cost throughput ${name}`, path, connections: 50, amount: 3000 });
+    }
+    latencyRounds.push({ thr: got.ours, thrOutbox: got.outbox, ratio: got.outbox.rate / got.ours.rate });
+    log(
+      `  50 ms latency, round ${i + 1}: ours ${got.ours.rate.toFixed(0)}/s, with outbox ${got.outbox.rate.toFixed(0)}/s`,
+    );
+  }
+  latencyRounds.sort((a, b) => a.ratio - b.ratio);
+  const { thr, thrOutbox } = latencyRounds[1];
   const held = await app.call('outboxCounts');
   if (held.waiting + held.delayed + held.active !== 0)
     problems.push(`outbox cost: the healthy logouts queued tokens (${JSON.stringify(held)})`);
@@ -671,7 +682,7 @@ async function outboxFigures(ctx) {
   );
   const thrRatio = thrOutbox.rate / thr.rate;
   row(
-    '   same, 50 ms latency, concurrency 50',
+    '   same, 50 ms latency, concurrency 50, median of 3',
     `${thrRatio.toFixed(3)} (${thrOutbox.rate.toFixed(0)}/s vs ${thr.rate.toFixed(0)}/s)`,
     '',
     '>= 0.97',
