@@ -220,31 +220,43 @@ async function profile(ctx, profileDir) {
 }
 
 /**
- * Figures 3 and 4: 50 ms at the stand-in, concurrency 50, three alternating rounds (each run from a cold
- * connection pool: the stand-in drops every connection first, and counts those it accepts). The round
- * with the median ratio ours/naive is the one reported, so that both rates and the ratio come from it.
+ * Rounds of two routes, `a` and `b`, at concurrency 50; the order flips each round so that neither always
+ * runs second, and with `cold` each run starts from a cold connection pool (the stand-in drops every
+ * connection first). Returns the rounds sorted by the ratio b / a: the middle one is the median round,
+ * so that its rates and its ratio are reported together.
  */
-async function throughput(ctx) {
-  const { polar } = ctx;
-  await polar.call('latency', { ms: 50 });
-  const rounds = [];
-  for (let i = 0; i < 3; i += 1) {
-    await polar.call('drop');
-    const thr = await run(ctx, { label: 'throughput ours', path: '/logout', connections: 50, amount: 3000 });
-    await polar.call('drop');
-    const thrNaive = await run(ctx, {
-      label: 'throughput naive',
-      path: '/naive-logout',
-      connections: 50,
-      amount: 1500,
-    });
+async function pairedRounds(ctx, { label, rounds, a, b, cold = false }) {
+  const results = [];
+  for (let i = 0; i < rounds; i += 1) {
+    const got = new Map();
+    for (const route of i % 2 ? [b, a] : [a, b]) {
+      if (cold) await ctx.polar.call('drop');
+      got.set(
+        route,
+        await run(ctx, { label: `${label} ${route.name}`, path: route.path, connections: 50, amount: route.amount }),
+      );
+    }
+    const round = { a: got.get(a), b: got.get(b), ratio: got.get(b).rate / got.get(a).rate };
     process.stderr.write(
-      `throughput: ours ${thr.rate.toFixed(0)}/s (app ${thr.appCpuPerLogoutMs.toFixed(3)} ms CPU/logout), naive ${thrNaive.rate.toFixed(0)}/s, ratio ${(thr.rate / thrNaive.rate).toFixed(2)}\n`,
+      `  ${label}, round ${i + 1}: ${b.name} ${round.b.rate.toFixed(0)}/s (app ${round.b.appCpuPerLogoutMs.toFixed(3)} ms CPU/logout), ${a.name} ${round.a.rate.toFixed(0)}/s, ratio ${round.ratio.toFixed(2)}\n`,
     );
-    rounds.push({ thr, thrNaive, ratio: thr.rate / thrNaive.rate });
+    results.push(round);
   }
-  rounds.sort((a, b) => a.ratio - b.ratio);
-  return rounds[1];
+  return results.sort((x, y) => x.ratio - y.ratio);
+}
+
+/** Figures 3 and 4: 50 ms at the stand-in, concurrency 50, three rounds from a cold pool; the median round. */
+async function throughput(ctx) {
+  await ctx.polar.call('latency', { ms: 50 });
+  const rounds = await pairedRounds(ctx, {
+    label: 'throughput',
+    rounds: 3,
+    cold: true,
+    a: { name: 'naive', path: '/naive-logout', amount: 1500 },
+    b: { name: 'ours', path: '/logout', amount: 3000 },
+  });
+  const { a: thrNaive, b: thr } = rounds[1];
+  return { thr, thrNaive };
 }
 
 async function benchmark(ctx) {
@@ -574,7 +586,7 @@ async function outboxFigures(ctx) {
   const row = (...cells) => rows.push(tableRow(...cells));
 
   // 8. Healthy path: /logout and /logout-outbox (same options plus an in-memory outbox), instant stand-in,
-  // five alternating rounds (the order flips each round); then both at 50 ms latency from a cold pool.
+  // five alternating rounds (the order flips each round); then three rounds at 50 ms from a cold pool.
   await polar.call('latency', { ms: 0 });
   const warm = {};
   for (const [name, path] of [
@@ -585,44 +597,22 @@ async function outboxFigures(ctx) {
     log(`warm-up ${name}: ${warm[name].rate.toFixed(0)}/s`);
   }
   const amount = Math.max(500, Math.round((Math.min(warm.ours.rate, warm.outbox.rate) * 2.5) / 50) * 50);
-  const ratios = [];
-  const rates = { ours: [], outbox: [] };
-  for (let i = 0; i < 5; i += 1) {
-    const order = [
-      ['ours', '/logout'],
-      ['outbox', '/logout-outbox'],
-    ];
-    if (i % 2) order.reverse();
-    const got = {};
-    for (const [name, path] of order) {
-      got[name] = (await run(ctx, { label: `outbox cost ${name}`, path, connections: 50, amount })).rate;
-      rates[name].push(got[name]);
-    }
-    ratios.push(got.outbox / got.ours);
-    log(`  round ${i + 1}: ours ${got.ours.toFixed(0)}/s, with outbox ${got.outbox.toFixed(0)}/s`);
-  }
+  const ours = { name: 'ours', path: '/logout', amount };
+  const withOutbox = { name: 'with outbox', path: '/logout-outbox', amount };
+  const instant = await pairedRounds(ctx, { label: 'outbox cost', rounds: 5, a: ours, b: withOutbox });
+  const ratios = instant.map((r) => r.ratio);
+  const rates = { ours: instant.map((r) => r.a.rate), outbox: instant.map((r) => r.b.rate) };
   // At 50 ms the app is CPU-bound on two shared cores, so one pair of runs is mostly noise: three
-  // alternating rounds (order flipping), each from a cold pool, and the round with the median ratio.
+  // rounds, each run from a cold pool, and the median round.
   await polar.call('latency', { ms: 50 });
-  const latencyRounds = [];
-  for (let i = 0; i < 3; i += 1) {
-    const order = [
-      ['ours', '/logout'],
-      ['outbox', '/logout-outbox'],
-    ];
-    if (i % 2) order.reverse();
-    const got = {};
-    for (const [name, path] of order) {
-      await polar.call('drop');
-      got[name] = await run(ctx, { label: `outbox cost throughput ${name}`, path, connections: 50, amount: 3000 });
-    }
-    latencyRounds.push({ thr: got.ours, thrOutbox: got.outbox, ratio: got.outbox.rate / got.ours.rate });
-    log(
-      `  50 ms latency, round ${i + 1}: ours ${got.ours.rate.toFixed(0)}/s, with outbox ${got.outbox.rate.toFixed(0)}/s`,
-    );
-  }
-  latencyRounds.sort((a, b) => a.ratio - b.ratio);
-  const { thr, thrOutbox } = latencyRounds[1];
+  const latencyRounds = await pairedRounds(ctx, {
+    label: 'outbox cost at 50 ms',
+    rounds: 3,
+    cold: true,
+    a: { ...ours, amount: 3000 },
+    b: { ...withOutbox, amount: 3000 },
+  });
+  const { a: thr, b: thrOutbox } = latencyRounds[1];
   const held = await app.call('outboxCounts');
   if (held.waiting + held.delayed + held.active !== 0)
     problems.push(`outbox cost: the healthy logouts queued tokens (${JSON.stringify(held)})`);
