@@ -9,14 +9,15 @@
 //   node bench/run.mjs --overhead  only figure 5 (warm-up and the alternating rounds), to compare changes
 //   node bench/run.mjs --throughput  warm-up, then only figures 3 and 4
 //   node bench/run.mjs --outbox    only figures 7 and 8 (the revocation outbox: drain rate, healthy-path cost)
-import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { execFileSync, fork } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import net from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { freePort, redisServerAvailable, spawnRedisServer } from '../test/support/redis-process.cjs';
 import { rpc } from './ipc.mjs';
 import { summariseProfile } from './profile-summary.mjs';
 
@@ -494,49 +495,12 @@ function printTable(rows, problems) {
 
 /** A throwaway redis-server on a free loopback port (no persistence), or null when there is none to run. */
 async function startRedis() {
-  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
-  if (probe.status !== 0 || !/Redis server/i.test(probe.stdout ?? '')) return null;
-  const port = await new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port: free } = server.address();
-      server.close(() => resolve(free));
-    });
-  });
-  const dir = mkdtempSync(join(tmpdir(), 'bench-redis-'));
-  const child = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--protected-mode',
-      'no',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--dir',
-      dir,
-      '--loglevel',
-      'warning',
-    ],
-    { stdio: 'ignore' },
-  );
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const gone = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await gone;
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  process.once('exit', () => child.kill('SIGKILL'));
+  if (!redisServerAvailable()) return null;
+  const server = spawnRedisServer(await freePort());
+  const { port } = new URL(server.url);
   const ping = () =>
     new Promise((resolve) => {
-      const socket = net.connect(port, '127.0.0.1');
+      const socket = net.connect(Number(port), '127.0.0.1');
       socket.once('error', () => resolve(false));
       socket.once('connect', () => socket.write('PING\r\n'));
       socket.once('data', (data) => {
@@ -545,10 +509,10 @@ async function startRedis() {
       });
     });
   for (const deadline = Date.now() + 5000; Date.now() < deadline;) {
-    if (await ping()) return { url: `redis://127.0.0.1:${port}`, stop };
+    if (await ping()) return server;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  await stop();
+  await server.stop();
   return null;
 }
 

@@ -3,20 +3,14 @@
  * (or REDIS_SERVER_BIN) on a free 127.0.0.1 port, persistence off, stopped afterwards. Without the binary the
  * Redis tests are skipped with a message, except in CI (process.env.CI set), where its absence fails them.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { createClient } from 'redis';
+import { freePort, REDIS_SERVER_BIN, redisServerAvailable, spawnRedisServer } from './redis-process.cjs';
 
-export const REDIS_SERVER_BIN = process.env.REDIS_SERVER_BIN ?? 'redis-server';
+export { freePort, REDIS_SERVER_BIN };
 
 /** Whether redis-server can be run here (it answers `--version`). */
-export const redisAvailable: boolean = (() => {
-  const probe = spawnSync(REDIS_SERVER_BIN, ['--version'], { encoding: 'utf8' });
-  return probe.status === 0 && /Redis server/i.test(probe.stdout);
-})();
+export const redisAvailable: boolean = redisServerAvailable();
 
 /** describe() that needs redis-server: skipped with a message when it is missing, a failing test in CI. */
 export function describeWithRedis(name: string, body: () => void): void {
@@ -38,18 +32,6 @@ export function describeWithRedis(name: string, body: () => void): void {
     `Skipping "${name}": ${REDIS_SERVER_BIN} not found (apt-get install redis-server). It is required when CI is set.`,
   );
   describe.skip(name, body);
-}
-
-/** A port that was free a moment ago on 127.0.0.1 (for servers whose URL must be known before they listen). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export type NodeRedisClient = ReturnType<typeof createClient>;
@@ -121,16 +103,6 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-const running = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
-}
-
 /**
  * Resolves once the server answers PING and INFO says it is this child (not another process that took the
  * port first); rejects when the child exits or the deadline passes.
@@ -164,35 +136,8 @@ export async function startRedisServer(): Promise<RedisServer> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt += 1) {
     const port = await freePort();
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'epl-redis-'));
-    const child = spawn(
-      REDIS_SERVER_BIN,
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--protected-mode',
-        'yes',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--dir',
-        dir,
-        '--loglevel',
-        'warning',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    running.add(child);
-    let output = '';
-    const collect = (chunk: Buffer): void => {
-      output = (output + chunk.toString('utf8')).slice(-4000);
-    };
-    child.stdout.on('data', collect);
-    child.stderr.on('data', collect);
-    const url = `redis://127.0.0.1:${port}`;
+    const server = spawnRedisServer(port);
+    const { child, url } = server;
 
     let inspector: Promise<NodeRedisClient> | undefined;
     const inspect = (): Promise<NodeRedisClient> => (inspector ??= connectNodeRedis(url));
@@ -202,24 +147,16 @@ export async function startRedisServer(): Promise<RedisServer> {
       if (client?.isOpen) client.destroy();
     };
     const kill = async (): Promise<void> => {
-      child.kill('SIGKILL');
-      await exited(child);
+      await server.kill();
       await dropInspector();
     };
     const stop = async (): Promise<void> => {
       await dropInspector();
-      if (child.exitCode === null && child.signalCode === null) {
-        const force = setTimeout(() => child.kill('SIGKILL'), 3000);
-        child.kill('SIGTERM');
-        await exited(child);
-        clearTimeout(force);
-      }
-      running.delete(child);
-      rmSync(dir, { recursive: true, force: true });
+      await server.stop();
     };
 
     try {
-      await waitUntilAnswers(url, child, () => output);
+      await waitUntilAnswers(url, child, server.output);
     } catch (err) {
       lastError = err;
       await stop();
