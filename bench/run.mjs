@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { freePort, redisServerAvailable, spawnRedisServer } from '../test/support/redis-process.cjs';
 import { rpc } from './ipc.mjs';
-import { machine, sampleLoad } from './machine.mjs';
+import { endLoad, machine, sampleLoad } from './machine.mjs';
 import { summariseProfile } from './profile-summary.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -256,7 +256,17 @@ async function figureStart(ctx, id, what) {
   log(
     `figure ${id} (${what}) · ${m.cores} × ${m.cpu} · load at start ${load.sampled.toFixed(1)} (1 min ${load.oneMinute.toFixed(2)})${load.busy ? ' · machine busy, rerun' : ''}`,
   );
-  return load;
+  return { ...load, id };
+}
+
+/** Where a figure's measurements end (before its own processes exit): other processes' CPU while it ran. */
+function figureEnd(load) {
+  endLoad(load);
+  if (load.others !== undefined) {
+    log(
+      `figure ${load.id}: other processes kept ${load.others.toFixed(2)} cores busy while it ran${load.busy ? ' · machine busy, rerun' : ''}`,
+    );
+  }
 }
 
 /** One table row. `pass` undefined: reported only. `values`: the numbers behind the cells, for --json. */
@@ -371,6 +381,7 @@ async function cpuBound(ctx, warm) {
     }
     rounds.push(got);
   }
+  figureEnd(load);
   const med = (f) => median(rounds.map(f));
   const cpu = (name) => med((r) => r[name].appCpuPerLogoutMs);
   const rate = (name) => med((r) => r[name].rate);
@@ -384,7 +395,14 @@ async function cpuBound(ctx, warm) {
     ours: `${cpu('ours').toFixed(3)} ms (${rate('ours').toFixed(0)}/s)`,
     other: `reference ${cpu('reference').toFixed(3)} ms (${rate('reference').toFixed(0)}/s)`,
     load,
-    values: Object.fromEntries(CPU_ROUTES.map((r) => [r.name, { cpuMsPerLogout: cpu(r.name), rate: rate(r.name) }])),
+    values: {
+      ...Object.fromEntries(CPU_ROUTES.map((r) => [r.name, { cpuMsPerLogout: cpu(r.name), rate: rate(r.name) }])),
+      rounds: rounds.map((round) =>
+        Object.fromEntries(
+          Object.entries(round).map(([name, r]) => [name, { cpuMsPerLogout: r.appCpuPerLogoutMs, rate: r.rate }]),
+        ),
+      ),
+    },
   });
   row(ctx, {
     id: '3b.reference',
@@ -446,6 +464,7 @@ async function latency(ctx) {
     connections: 5,
     amount: sized(100, 30),
   });
+  figureEnd(load);
   log(
     `latency: ours p50 ${par.p50.toFixed(1)} ms p95 ${par.p95.toFixed(1)} ms, naive p50 ${parNaive.p50.toFixed(1)} ms`,
   );
@@ -483,6 +502,7 @@ async function networkBound(ctx) {
     a: { name: 'naive', path: '/naive-logout', amount: sized(300, 100) },
     b: { name: 'ours', path: '/logout', amount: sized(600, 200) },
   });
+  figureEnd(load);
   const { a: naive, b: ours, ratio } = middle(rounds);
   const LIMIT = 10 / 0.05;
   const ofRounds = rounds.length === 1 ? 'one round' : `median of ${rounds.length} rounds`;
@@ -494,7 +514,12 @@ async function networkBound(ctx) {
     target: `ours >= 0.9 x ${LIMIT}/s`,
     pass: ours.rate >= 0.9 * LIMIT,
     load,
-    values: { ours: ours.rate, naive: naive.rate, limit: LIMIT },
+    values: {
+      ours: ours.rate,
+      naive: naive.rate,
+      limit: LIMIT,
+      rounds: rounds.map((r) => ({ ours: r.b.rate, naive: r.a.rate, ratio: r.ratio })),
+    },
   });
   row(ctx, {
     id: '3a.ratio',
@@ -530,6 +555,7 @@ async function boundedWait(ctx) {
     run(ctx, { label, path: '/logout-500', connections: 10, amount, expectRevoked: false });
   await hangRun('hang ours warm-up', sized(30, 10)); // JIT the timeout path
   const hang = await hangRun('hang ours', sized(100, 30));
+  figureEnd(load);
   await polar.call('heal');
   await polar.call('drop'); // closes the hung sockets
   log(`hang: ours p99 ${hang.p99.toFixed(1)} ms`);
@@ -551,6 +577,7 @@ async function memory(ctx) {
     await run(ctx, { label: 'memory', path: '/logout', connections: 50, amount: CHUNK });
   }
   const heapAfter = await app.call('heap');
+  figureEnd(load);
   log(`memory: ${(heapBefore / MiB).toFixed(2)} MiB -> ${(heapAfter / MiB).toFixed(2)} MiB`);
 
   await polar.call('hang');
@@ -611,7 +638,7 @@ function report(ctx, seconds) {
     r.ours,
     r.other,
     r.target,
-    r.load ? r.load.sampled.toFixed(1) : '',
+    r.load ? `${r.load.sampled.toFixed(1)}${r.load.others === undefined ? '' : ` / ${r.load.others.toFixed(1)}`}` : '',
     r.result,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
@@ -622,11 +649,14 @@ function report(ctx, seconds) {
   out(line(header));
   out(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const c of cells) out(line(c));
-  out(`load: runnable tasks when the figure started (1 s sample, bench idle); above ${m.cores} the figure is BUSY`);
+  out(
+    `load: runnable tasks when the figure started (1 s sample, bench idle) / cores other processes used while it ran;` +
+      ` BUSY above ${m.cores} / ${m.cores / 2}`,
+  );
   if (problems.length) out(`\nproblems:\n  ${problems.join('\n  ')}`);
   const busy = [...new Set(rows.filter((r) => r.result === 'BUSY').map((r) => r.id.split('.')[0]))];
   if (busy.length)
-    out(`\nmachine busy, rerun: figure${busy.length > 1 ? 's' : ''} ${busy.join(', ')} started on a busy machine`);
+    out(`\nmachine busy, rerun: figure${busy.length > 1 ? 's' : ''} ${busy.join(', ')} measured on a busy machine`);
   process.exitCode = rows.some((r) => r.result === 'FAIL') ? 1 : busy.length ? 2 : 0;
   if (JSON_FILE !== undefined) {
     const json = `${JSON.stringify(
@@ -638,7 +668,10 @@ function report(ctx, seconds) {
         quick: QUICK,
         seconds,
         machine: { ...m, loadAverageAtStart: ctx.loadAtStart },
-        rows,
+        rows: rows.map(({ load, ...r }) => ({
+          ...r,
+          load: load && { sampled: load.sampled, oneMinute: load.oneMinute, others: load.others, busy: load.busy },
+        })),
         problems,
         exitCode: process.exitCode,
       },
@@ -746,6 +779,7 @@ async function outboxFigures(ctx) {
     a: { ...ours, amount: sized(3000, 500) },
     b: { ...withOutbox, amount: sized(3000, 500) },
   });
+  figureEnd(load8);
   const { a: thr, b: thrOutbox } = middle(latencyRounds);
   const held = await app.call('outboxCounts');
   if (held.waiting + held.delayed + held.active !== 0)
@@ -777,6 +811,7 @@ async function outboxFigures(ctx) {
         );
       }
     }
+    figureEnd(load7);
   } finally {
     // Ended on purpose: `closing` keeps start()'s watchdog quiet until it has exited.
     closing = true;
