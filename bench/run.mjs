@@ -248,7 +248,8 @@ async function profile(ctx, profileDir) {
 
 /**
  * Where a figure starts: samples the load while the bench is idle and prints the machine with it. The
- * load goes into the figure's rows; above the core count they say BUSY, never PASS.
+ * load goes into the figure's rows; above the core count (or, see figureEnd, when other processes took more
+ * than half the cores while it ran) they say BUSY, never PASS.
  */
 async function figureStart(ctx, id, what) {
   const load = await sampleLoad();
