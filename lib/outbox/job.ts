@@ -106,8 +106,8 @@ function settled(job: StoredJob, outcome: OutboxSettledEvent['outcome'], attempt
 
 /** Warning codes (stable) for faults of the worker's configuration that keep jobs waiting. */
 export const WARNING_CODES = {
-  UNREADABLE_JOB: 'POLAR_LOGOUT_OUTBOX_UNREADABLE_JOB',
-  INVALID_CLIENT: 'POLAR_LOGOUT_OUTBOX_INVALID_CLIENT',
+  UNREADABLE_JOB: 'EPL_OUTBOX_UNREADABLE_JOB',
+  INVALID_CLIENT: 'EPL_OUTBOX_INVALID_CLIENT',
 } as const;
 
 const WARNINGS: Record<keyof typeof WARNING_CODES, string> = {

@@ -315,10 +315,10 @@ function suite(mode: Mode): void {
     expect(await pending(o)).toBe(1);
     expect(fake.isActive(token)).toBe(true);
     // Warned once per process, with a stable code and what to fix; debug sees every occurrence.
-    expect(warned('POLAR_LOGOUT_OUTBOX_INVALID_CLIENT')).toHaveLength(1);
-    expect(warned('POLAR_LOGOUT_OUTBOX_INVALID_CLIENT')[0]!.message).toMatch(/check clientId, clientSecret/);
+    expect(warned('EPL_OUTBOX_INVALID_CLIENT')).toHaveLength(1);
+    expect(warned('EPL_OUTBOX_INVALID_CLIENT')[0]!.message).toMatch(/check clientId, clientSecret/);
     expect(
-      debugOutput.slice(before).filter((l) => l.includes('POLAR_LOGOUT_OUTBOX_INVALID_CLIENT')).length,
+      debugOutput.slice(before).filter((l) => l.includes('EPL_OUTBOX_INVALID_CLIENT')).length,
     ).toBeGreaterThanOrEqual(2);
     if (redis) {
       // A worker with the right credentials (same encryptionKey) revokes it.
@@ -530,7 +530,7 @@ function suite(mode: Mode): void {
       expect(await inspect.hget(jobKey!, 'failedReason')).toBe('revocation failed: UNREADABLE_JOB; calls: 0');
       expect(settled).toEqual([]);
       expect(fake.calls).toHaveLength(0);
-      const [warning] = warned('POLAR_LOGOUT_OUTBOX_UNREADABLE_JOB');
+      const [warning] = warned('EPL_OUTBOX_UNREADABLE_JOB');
       expect(warning).toBeDefined();
       expect(warning!.message).toMatch(/encryptionKey: \[newKey, oldKey\]/);
       for (const key of [k1, k2]) expect(warning!.message).not.toContain(key);
