@@ -1,19 +1,30 @@
 /**
  * Ending the session locally: destroy it in its store, clear its cookie with the attributes it was set
- * with (a cookie is only cleared by a Set-Cookie with the same name, path and domain), forbid caching.
+ * with (a cookie is only cleared by a Set-Cookie with the same name, path and domain, and a partitioned
+ * cookie only by a partitioned Set-Cookie), forbid caching.
  */
 import type { CookieOptions, Request, Response } from 'express';
 
 /** The express-session parts we use; checked per request because apps mount middleware in any order. */
 export interface DestroyableSession {
   destroy(callback: (err?: unknown) => void): unknown;
-  cookie?: { path?: string; domain?: string; secure?: boolean | 'auto'; sameSite?: unknown; httpOnly?: boolean };
+  cookie?: {
+    path?: string;
+    domain?: string;
+    secure?: boolean | 'auto';
+    sameSite?: unknown;
+    httpOnly?: boolean;
+    partitioned?: boolean;
+    priority?: unknown;
+  };
 }
 
 export function sessionOf(req: Request): DestroyableSession | undefined {
   const session = (req as { session?: unknown }).session as Partial<DestroyableSession> | undefined | null;
   return session && typeof session.destroy === 'function' ? (session as DestroyableSession) : undefined;
 }
+
+const PRIORITIES = new Set(['low', 'medium', 'high']);
 
 /** The attributes of the session cookie, read before destroy() removes req.session. */
 export function cookieAttributesOf(session: DestroyableSession): CookieOptions {
@@ -25,7 +36,35 @@ export function cookieAttributesOf(session: DestroyableSession): CookieOptions {
   if (sameSite === true || sameSite === 'lax' || sameSite === 'strict' || sameSite === 'none') {
     options.sameSite = sameSite;
   }
+  // CHIPS: the browser keys a partitioned cookie by the top-level site; an unpartitioned clear misses it.
+  if (cookie.partitioned === true) options.partitioned = true;
+  const priority = typeof cookie.priority === 'string' ? cookie.priority.toLowerCase() : undefined;
+  if (priority && PRIORITIES.has(priority)) options.priority = priority as CookieOptions['priority'];
   return options;
+}
+
+/**
+ * Whether the Cookie header carries a cookie named `name`. A plain scan, no decoding: only the name matters,
+ * and the value (a session id) is never read or copied.
+ */
+export function carriesCookie(header: string | undefined, name: string): boolean {
+  if (!header) return false;
+  const prefix = `${name}=`;
+  let at = header.indexOf(prefix);
+  while (at !== -1) {
+    // A match counts only at the start of a pair: "xconnect.sid=" is another cookie.
+    let before = at - 1;
+    while (before >= 0 && (header[before] === ' ' || header[before] === '\t')) before--;
+    if (before < 0 || header[before] === ';') return true;
+    at = header.indexOf(prefix, at + 1);
+  }
+  return false;
+}
+
+/** Whether the session holds anything besides its cookie: a session generated for this request holds nothing. */
+export function holdsData(session: DestroyableSession): boolean {
+  for (const key of Object.keys(session)) if (key !== 'cookie') return true;
+  return false;
 }
 
 export function destroySession(session: DestroyableSession): Promise<void> {
@@ -33,6 +72,14 @@ export function destroySession(session: DestroyableSession): Promise<void> {
     // The store's error may name the session id: it is replaced, never passed on.
     session.destroy((err) => (err ? reject(new Error('session store destroy failed')) : resolve()));
   });
+}
+
+/**
+ * Drops a session that was never stored without asking the store: express-session then neither saves it nor
+ * sets its cookie at the end of the response (as after destroy()), and no store or tombstone sees the request.
+ */
+export function detachSession(req: Request): void {
+  delete (req as { session?: unknown }).session;
 }
 
 export function clearSessionCookie(res: Response, name: string, attributes: CookieOptions): void {
