@@ -20,6 +20,7 @@ import {
   detachSession,
   holdsData,
   sessionOf,
+  type DestroyableSession,
 } from './teardown';
 import { normaliseTokens, readSessionTokens, type NormalisedTokens } from './tokens';
 import type { LogoutEvent, PolarLogoutOptions, RevocationResult } from './types';
@@ -55,6 +56,19 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     `A logout request carried no cookie named "${cookieName}" although its session holds data: express-session ` +
     `names its cookie differently, so the logout clears the wrong cookie. Set polarLogout's cookieName to the ` +
     `name given to express-session.`;
+
+  /**
+   * Nothing to destroy means nothing stored: without its cookie, a session holding nothing was generated for this
+   * request, and destroying it would only cost a store call and, with guardSessionStore, a tombstone each time.
+   * A session holding data without the cookie was loaded through another cookie: cookieName is wrong.
+   */
+  function isStored(req: Request, session: DestroyableSession): boolean {
+    const hasCookie = carriesCookie(req.headers.cookie, cookieName);
+    if (hasCookie) return true;
+    if (!holdsData(session)) return false;
+    warnOnce('EPL_COOKIE_NAME', cookieNameWarning);
+    return true;
+  }
 
   const handOffFailures = outbox ? createFailureHandoff(outbox, timeoutMs) : undefined;
   const needsSessionIdHash = onLogout !== undefined || outbox !== undefined;
@@ -119,19 +133,13 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     if (failed && handOffFailures) await handOffFailures(tokens, revocation, sessionIdHash);
 
     const cookie = cookieAttributesOf(session);
-    // Nothing to destroy means nothing stored: without its cookie, a session holding nothing was generated for
-    // this request. Destroying it would only cost a store call and, with guardSessionStore, a tombstone each.
-    const hasCookie = carriesCookie(req.headers.cookie, cookieName);
-    const stored = hasCookie || holdsData(session);
-    if (!hasCookie && stored) warnOnce('EPL_COOKIE_NAME', cookieNameWarning);
-    if (!stored) detachSession(req);
-    else {
-      try {
-        await destroySession(session);
-      } catch (err) {
-        debug('the session store failed to destroy the session: %s', err instanceof Error ? err.name : typeof err);
-        return finish('SESSION_DESTROY_FAILED');
-      }
+    const stored = isStored(req, session);
+    try {
+      if (stored) await destroySession(session);
+      else detachSession(req);
+    } catch (err) {
+      debug('the session store failed to destroy the session: %s', err instanceof Error ? err.name : typeof err);
+      return finish('SESSION_DESTROY_FAILED');
     }
     clearSessionCookie(res, cookieName, cookie);
     if (clearSiteData) res.setHeader('Clear-Site-Data', clearSiteData);
