@@ -13,12 +13,12 @@ import { resolveLogoutConfig } from './options';
 import { createRedirectResolver } from './redirect';
 import { buildRevoker, isRetryableFailure } from './revoker';
 import {
-  carriesCookie,
   clearSessionCookie,
   cookieAttributesOf,
   destroySession,
   detachSession,
   holdsData,
+  sessionCookieOf,
   sessionOf,
   type DestroyableSession,
 } from './teardown';
@@ -58,15 +58,16 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     `name given to express-session.`;
 
   /**
-   * Nothing to destroy means nothing stored: without its cookie, a session holding nothing was generated for this
-   * request, and destroying it would only cost a store call and, with guardSessionStore, a tombstone each time.
-   * A session holding data without the cookie was loaded through another cookie: cookieName is wrong.
+   * Nothing to destroy means nothing stored: a session no cookie of the request names was generated for this
+   * request (no cookie, a forged or an expired one), and destroying it would only cost a store call and, with
+   * guardSessionStore, a tombstone each time. One holding data is destroyed all the same (the app may have saved
+   * it); without any cookie of that name it was loaded through another cookie: cookieName is wrong.
    */
   function isStored(req: Request, session: DestroyableSession): boolean {
-    const hasCookie = carriesCookie(req.headers.cookie, cookieName);
-    if (hasCookie) return true;
+    const cookie = sessionCookieOf(req.headers.cookie, cookieName, (req as { sessionID?: unknown }).sessionID);
+    if (cookie === 'this') return true;
     if (!holdsData(session)) return false;
-    warnOnce('EPL_COOKIE_NAME', cookieNameWarning);
+    if (cookie === 'absent') warnOnce('EPL_COOKIE_NAME', cookieNameWarning);
     return true;
   }
 

@@ -43,22 +43,36 @@ export function cookieAttributesOf(session: DestroyableSession): CookieOptions {
   return options;
 }
 
+/** Whether the request carries no session cookie, one for another session (forged, expired), or this session's. */
+export type SessionCookie = 'absent' | 'other' | 'this';
+
 /**
- * Whether the Cookie header carries a cookie named `name`. A plain scan, no decoding: only the name matters,
- * and the value (a session id) is never read or copied.
+ * Which session cookie the Cookie header carries. express-session loads a session only through a cookie signed
+ * for its id (`s:<id>.<signature>`), so a session whose id no cookie names was generated for this request and
+ * is not in the store. The header is scanned, not kept: the value is only compared, never copied or logged.
  */
-export function carriesCookie(header: string | undefined, name: string): boolean {
-  if (!header) return false;
-  const prefix = `${name}=`;
-  let at = header.indexOf(prefix);
-  while (at !== -1) {
-    // A match counts only at the start of a pair: "xconnect.sid=" is another cookie.
-    let before = at - 1;
-    while (before >= 0 && (header[before] === ' ' || header[before] === '\t')) before--;
-    if (before < 0 || header[before] === ';') return true;
-    at = header.indexOf(prefix, at + 1);
+export function sessionCookieOf(header: string | undefined, name: string, sessionId: unknown): SessionCookie {
+  if (!header) return 'absent';
+  const signed = typeof sessionId === 'string' && sessionId !== '' ? `s:${sessionId}.` : undefined;
+  let found: SessionCookie = 'absent';
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq === -1 || pair.slice(0, eq).trim() !== name) continue;
+    found = 'other';
+    if (signed !== undefined && cookieValue(pair.slice(eq + 1)).startsWith(signed)) return 'this';
   }
-  return false;
+  return found;
+}
+
+/** A cookie value as the cookie module reads it: trimmed, unquoted, percent-decoded when well-formed. */
+function cookieValue(raw: string): string {
+  let value = raw.trim();
+  if (value.length > 1 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
 }
 
 /** Whether the session holds anything besides its cookie: a session generated for this request holds nothing. */
