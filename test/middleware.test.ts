@@ -820,18 +820,24 @@ describe('what onLogout can read', () => {
 
   it('has no session after it settled, so a late hook cannot see or resurrect it', async () => {
     let late: unknown = 'unset';
+    let hookEnded: () => void = () => undefined;
+    const ended = new Promise<void>((resolve) => (hookEnded = resolve));
+    let release: () => void = () => undefined;
+    const answered = new Promise<void>((resolve) => (release = resolve));
     const h = await harness({
       logout: {
         timeoutMs: 200,
         onLogout: async (_event, req) => {
-          await sleep(400);
+          await answered; // outlives timeoutMs: the answer goes out first
           late = req.session;
+          hookEnded();
         },
       },
     });
     const { cookie } = await h.login();
     await h.post(cookie).expect(303);
-    await sleep(600);
+    release();
+    await ended;
     expect(late).toBeUndefined();
     expect(await h.sessionIds()).toEqual([]);
   });
@@ -974,13 +980,11 @@ describe('a session cookie name that does not match cookieName', () => {
       const right = await harness({ cookieName: 'app.sid' });
       const ok = await right.login();
       await right.post(ok.cookie).expect(303);
-      await sleep(10);
       expect(captured.warnings).toEqual([]);
 
       const h = await harness({ cookieName: 'app.sid', logout: { cookieName: 'connect.sid' } });
       const sessions = [await h.login(), await h.login()];
       for (const { cookie } of sessions) await h.post(cookie).expect(303);
-      await sleep(10);
       const ours = captured.warnings;
       expect(ours).toHaveLength(1);
       expect(ours[0]).toMatchObject({ code: 'EPL_COOKIE_NAME' });
