@@ -17,12 +17,14 @@ export {
   type OutboxRedisConnectionOptions,
 } from './outbox';
 export type {
+  ClearSiteDataDirective,
   ClientAuthMethod,
   LogoutEvent,
   PolarClientOptions,
   PolarLogoutOptions,
   PolarRevokerOptions,
   PolarServer,
+  PolarSessionData,
   RevocationError,
   RevocationErrorCode,
   RevocationQueue,
