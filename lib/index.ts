@@ -30,6 +30,8 @@ export type {
   TokenOutcome,
   TokenPair,
   TokenTypeHint,
+  VerifyOptions,
+  VerifyResult,
 } from './types';
 export {
   guardSessionStore,
