@@ -141,7 +141,7 @@ function trackingTransport(
 ): Pick<typeof http, 'request'> {
   return {
     request: ((...args: Parameters<typeof http.request>) => {
-      const req = (base.request as typeof http.request)(...args);
+      const req = base.request(...args);
       req.once('finish', () => {
         if (!signal.aborted) onWritten();
       });
@@ -235,6 +235,11 @@ const TOKEN_TYPE_HINTS: ReadonlySet<string> = new Set<TokenTypeHint>(['access_to
 
 function invalidArgument(problem: string): PolarLogoutError {
   return new PolarLogoutError('INVALID_ARGUMENT', `express-polar-logout: ${problem}`);
+}
+
+/** Read through a call: the signal changes across awaits, which TypeScript's narrowing cannot know. */
+function isAborted(budget: Budget): boolean {
+  return budget.signal.aborted;
 }
 
 function remainingMs(budget: Budget): number {
@@ -335,8 +340,8 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     budget: Budget,
   ): Promise<AttemptFailure | null | typeof NOT_SENT> {
     // Checked right before sending, synchronously with the send: an aborted signal sends nothing.
-    if (budget.signal.aborted) return NOT_SENT;
-    let written = false;
+    if (isAborted(budget)) return NOT_SENT;
+    const request = { written: false };
     const body = `token=${formEncode(token)}&token_type_hint=${hint}${credentialsBody}`;
     const result = await untilAborted(
       client.request<string>({
@@ -344,14 +349,14 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
         method: 'post',
         data: body,
         signal: budget.signal,
-        transport: trackingTransport(transport, budget.signal, () => (written = true)),
+        transport: trackingTransport(transport, budget.signal, () => (request.written = true)),
       }),
       budget.signal,
     );
-    if (result === ABORTED) return written ? abortFailure(budget) : NOT_SENT;
+    if (result === ABORTED) return request.written ? abortFailure(budget) : NOT_SENT;
     if (result === NETWORK_FAILED) {
-      if (!budget.signal.aborted) return { code: 'NETWORK_ERROR', retryable: true };
-      return written ? abortFailure(budget) : NOT_SENT;
+      if (!isAborted(budget)) return { code: 'NETWORK_ERROR', retryable: true };
+      return request.written ? abortFailure(budget) : NOT_SENT;
     }
     const failure = classifyResponse(result);
     if (failure !== null && !failure.retryable) warnMisconfiguration(failure);
