@@ -58,7 +58,10 @@ export interface DetailedTokenOutcome extends TokenOutcome {
 }
 
 export interface PolarRevoker {
-  /** Revokes both tokens in parallel. Never rejects for Polar's faults: failures are in the outcomes. */
+  /**
+   * Revokes both tokens in parallel. Never rejects for Polar's faults: failures are in the outcomes. Rejects with
+   * `INVALID_ARGUMENT` (sending nothing) for per-call options that are not valid.
+   */
   revoke(tokens: TokenPair, options?: RevokeCallOptions): Promise<RevocationResult>;
   /**
    * Revokes one token. Never rejects for Polar's faults; rejects with `INVALID_ARGUMENT` (sending nothing) when
@@ -67,7 +70,8 @@ export interface PolarRevoker {
   revokeToken(token: string, hint: TokenTypeHint, options?: RevokeCallOptions): Promise<DetailedTokenOutcome>;
   /**
    * Checks the configuration: revokes a random token nobody holds, which Polar answers 200 only when the URL and
-   * the client credentials are right (RFC 7009 §2.2). Never rejects; bounded by `timeoutMs`.
+   * the client credentials are right (RFC 7009 §2.2). Bounded by `timeoutMs`; never rejects, short of
+   * `INVALID_ARGUMENT` for a `signal` that is not an AbortSignal.
    */
   verify(options?: VerifyOptions): Promise<VerifyResult>;
   /** Closes the keep-alive connections. The revoker must not be used afterwards. */

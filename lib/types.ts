@@ -83,7 +83,7 @@ export interface TokenOutcome {
 
 /** Options of `verify()`. */
 export interface VerifyOptions {
-  /** Cancels the check; it then resolves `{ ok: false, error: { code: 'ABORTED' } }` having sent nothing. */
+  /** Cancels the check: it then resolves `{ ok: false, error: { code: 'ABORTED' } }`. Already aborted: nothing is sent. */
   signal?: AbortSignal;
 }
 
