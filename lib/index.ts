@@ -32,6 +32,8 @@ export type {
   TokenOutcome,
   TokenPair,
   TokenTypeHint,
+  VerifyOptions,
+  VerifyResult,
 } from './types';
 export {
   guardSessionStore,

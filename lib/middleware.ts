@@ -24,7 +24,7 @@ import {
   type DestroyableSession,
 } from './teardown';
 import { normaliseTokens, readSessionTokens, type NormalisedTokens } from './tokens';
-import type { LogoutEvent, PolarLogoutOptions, RevocationResult } from './types';
+import type { LogoutEvent, PolarLogoutOptions, RevocationResult, VerifyOptions, VerifyResult } from './types';
 import { warnOnce } from './warnings';
 
 const debug = createDebug('express-polar-logout');
@@ -40,6 +40,8 @@ const FAILURE_MESSAGES: Record<LogoutFailure, string> = {
 export interface PolarLogoutHandler extends RequestHandler {
   /** Closes the keep-alive connections to Polar (for graceful shutdown and tests). */
   close(): void;
+  /** Checks clientId, clientSecret and the URL against Polar (see PolarRevoker.verify); never rejects. */
+  verify(options?: VerifyOptions): Promise<VerifyResult>;
 }
 
 export function polarLogout<Req extends Request = Request>(options: PolarLogoutOptions<Req>): PolarLogoutHandler {
@@ -163,6 +165,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     logout(req as Req, res, next).catch(next);
   }) as PolarLogoutHandler;
   handler.close = () => revoker.close();
+  handler.verify = (verifyOptions) => revoker.verify(verifyOptions);
   return handler;
 }
 

@@ -125,8 +125,14 @@ function resolveBaseUrl(server: unknown, baseUrl: unknown): string {
   if (url.username || url.password) {
     throw invalidOption('baseUrl', 'must not contain credentials; pass clientId and clientSecret instead.');
   }
-  if (url.search || url.hash) {
-    throw invalidOption('baseUrl', 'must not have a query or fragment.');
+  // The library appends /v1/oauth2/revoke itself: `https://api.polar.sh/v1` would send every revocation to a 404.
+  // `url.search`/`url.hash` are empty for a bare "?" or "#", hence the raw check.
+  if ((url.pathname !== '/' && url.pathname !== '') || /[?#]/.test(baseUrl)) {
+    throw invalidOption(
+      'baseUrl',
+      'must be an origin only (scheme, host and optional port), such as https://api.polar.sh: ' +
+        'no path, query or fragment. The library adds /v1/oauth2/revoke itself.',
+    );
   }
   const loopback = LOOPBACK_HOSTS.has(url.hostname);
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
@@ -136,7 +142,7 @@ function resolveBaseUrl(server: unknown, baseUrl: unknown): string {
         '(127.0.0.1, ::1, localhost), so that the client secret never travels in clear.',
     );
   }
-  return url.href.replace(/\/+$/, '');
+  return url.origin;
 }
 
 export function resolveClientConfig(options: PolarClientOptions): ClientConfig {

@@ -24,8 +24,9 @@ export interface PolarClientOptions {
   /** `'production'` (https://api.polar.sh, the default) or `'sandbox'` (https://sandbox-api.polar.sh). */
   server?: PolarServer;
   /**
-   * Overrides `server`: a local stand-in or a proxy. Must be https unless the host is loopback
-   * (127.0.0.1, ::1, localhost), so that the client secret never travels in clear.
+   * Overrides `server`: a local stand-in or a proxy. An origin only (`https://host[:port]`, no path, query or
+   * fragment: `/v1/oauth2/revoke` is added). Must be https unless the host is loopback (127.0.0.1, ::1, localhost),
+   * so that the client secret never travels in clear.
    */
   baseUrl?: string;
   /** How credentials are sent: in the form body (as Polar documents, the default) or as HTTP Basic. */
@@ -79,6 +80,18 @@ export interface TokenOutcome {
   /** Present when the failed token was handed to a revocation outbox to be retried after the response. */
   queued?: boolean;
 }
+
+/** Options of `verify()`. */
+export interface VerifyOptions {
+  /** Cancels the check: it then resolves `{ ok: false, error: { code: 'ABORTED' } }`. Already aborted: nothing is sent. */
+  signal?: AbortSignal;
+}
+
+/**
+ * What `verify()` found: `ok` when Polar accepted the URL and the client credentials, otherwise the same error
+ * a token's revocation would report (`INVALID_CLIENT`, `UNEXPECTED_RESPONSE`, `NETWORK_ERROR`, `TIMEOUT`...).
+ */
+export type VerifyResult = { ok: true } | { ok: false; error: RevocationError };
 
 /** The outcome of revoking a token pair. */
 export interface RevocationResult {
