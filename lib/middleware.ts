@@ -11,6 +11,7 @@ import { createGuard } from './guard';
 import { createFailureHandoff } from './handoff';
 import { resolveLogoutConfig } from './options';
 import { createRedirectResolver } from './redirect';
+import { createLogoutTelemetry, type LogoutMessage } from './telemetry';
 import { buildRevoker } from './revoker';
 import { cookieAttributesOf, clearSessionCookie, destroySession, sessionOf } from './teardown';
 import { normaliseTokens, readSessionTokens, type NormalisedTokens } from './tokens';
@@ -45,8 +46,9 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
 
   const handOffFailures = outbox ? createFailureHandoff(outbox, timeoutMs) : undefined;
   const needsSessionIdHash = onLogout !== undefined || outbox !== undefined;
+  const traceLogout = createLogoutTelemetry();
 
-  async function logout(req: Req, res: Response, next: NextFunction): Promise<void> {
+  async function logout(req: Req, res: Response, next: NextFunction, trace?: LogoutMessage): Promise<void> {
     const session = sessionOf(req);
     if (!session) {
       next(
@@ -77,6 +79,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     }
     const redirectTo = resolveRedirect(req);
     const revocation = await revoker.revoke(tokens);
+    if (trace) trace.revocation = revocation;
     const failed = revocation.accessToken.status === 'failed' || revocation.refreshToken.status === 'failed';
 
     /** Audits the attempt, then answers: success, or the failure to next() with the session kept as it is. */
@@ -116,7 +119,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
   const handler = ((req: Request, res: Response, next: NextFunction): void => {
     const verdict = guard.check(req);
     if (verdict !== 'allow') return guard.refuse(verdict, req, res);
-    logout(req as Req, res, next).catch(next);
+    traceLogout(req, next, (next, trace) => logout(req as Req, res, next, trace)).catch(next);
   }) as PolarLogoutHandler;
   handler.close = () => revoker.close();
   return handler;

@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { Axios, type AxiosResponse } from 'axios';
 import createDebug from 'debug';
 import { resolveRevokerConfig, type RevokerConfig } from './options';
+import { traceAttempts } from './telemetry';
 import { normaliseTokens } from './tokens';
 import type {
   PolarRevokerOptions,
@@ -274,6 +275,7 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     }
     return classifyResponse(result);
   }
+  const tracedAttempt = traceAttempts(config.revokeUrl, attempt);
 
   async function revokeWithin(
     token: string,
@@ -285,7 +287,7 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     let attempts = 0;
     for (;;) {
       attempts += 1;
-      const failure = await attempt(token, hint, budget);
+      const failure = await tracedAttempt(token, hint, budget, attempts);
       if (failure === null) {
         return { status: 'revoked', attempts, durationMs: Math.round(performance.now() - started) };
       }

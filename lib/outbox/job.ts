@@ -10,6 +10,7 @@ import type { RevocationError, TokenTypeHint } from '../types';
 import { unseal, type OutboxKeys } from './crypto';
 import type { OutboxConfig } from './options';
 import type { OutboxErrorCode, OutboxSettledEvent } from './types';
+import { publishSettled } from '../telemetry/outbox';
 
 const debug = createDebug('express-polar-logout:outbox');
 
@@ -128,6 +129,7 @@ export async function reportSettled(
   event: OutboxSettledEvent,
   limitMs: number,
 ): Promise<void> {
+  publishSettled(event);
   debug(
     '%s settled: %s after %d attempt(s)%s',
     event.tokenType,
