@@ -92,6 +92,7 @@ function create(api: OtelApi): OpenTelemetry {
   const noopTracerProvider = new api.ProxyTracerProvider().getDelegate();
   let meterProvider: MeterProvider | undefined;
   let current: Instruments | undefined;
+  let tracerDelegate: TracerProvider | undefined;
   let tracer: Tracer | undefined;
 
   /** One observation per outbox mode; an outbox that cannot answer (Redis away) is left out of this round. */
@@ -132,8 +133,11 @@ function create(api: OtelApi): OpenTelemetry {
       const provider: TracerProvider & { getDelegate?: () => TracerProvider } = api.trace.getTracerProvider();
       const delegate = typeof provider.getDelegate === 'function' ? provider.getDelegate() : provider;
       if (delegate === noopTracerProvider) return undefined;
-      // A ProxyTracer: it follows the provider if the app replaces it.
-      return (tracer ??= api.trace.getTracer(SCOPE_NAME, VERSION));
+      if (delegate !== tracerDelegate) {
+        tracerDelegate = delegate;
+        tracer = api.trace.getTracer(SCOPE_NAME, VERSION);
+      }
+      return tracer;
     },
     withSpan(span, fn) {
       const ctx: Context = api.trace.setSpan(api.context.active(), span);

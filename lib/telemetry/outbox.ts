@@ -35,11 +35,23 @@ export function publishSettled(event: OutboxSettledEvent): void {
   }
 }
 
-/** Reports the outbox's depth in the gauge until it is closed; returns the same outbox. */
-export function observeOutbox<T extends ObservedOutbox & { close(): Promise<void> }>(outbox: T): T {
+type Outbox = ObservedOutbox & {
+  enqueue(...args: never[]): Promise<void>;
+  close(): Promise<void>;
+};
+
+/**
+ * Reports the outbox's depth in the gauge until it is closed, and detaches its work from the caller's trace
+ * (the in-memory queue starts a job inside enqueue(): its calls, retries included, would otherwise all be
+ * children of a logout span that ended long before). Returns the same outbox.
+ */
+export function observeOutbox<T extends Outbox>(outbox: T): T {
   const otel = openTelemetry();
   if (!otel) return outbox;
   const forget = otel.observeOutbox(outbox);
+  const enqueue = outbox.enqueue.bind(outbox);
+  const { context, ROOT_CONTEXT } = otel.api;
+  outbox.enqueue = (...args) => context.with(ROOT_CONTEXT, () => enqueue(...args));
   const close = outbox.close.bind(outbox);
   outbox.close = () => {
     forget();
