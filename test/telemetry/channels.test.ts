@@ -22,14 +22,24 @@ import { createHarness, sleep, type Harness } from '../support/harness';
 const EVENTS = ['start', 'end', 'asyncStart', 'asyncEnd', 'error'] as const;
 
 /** Subscribes to every event of a TracingChannel, recording a snapshot of the message at each. */
-function record<T extends object>(name: string): { seen: Array<{ event: string; message: T }>; stop(): void } {
-  const seen: Array<{ event: string; message: T }> = [];
+interface Recording<T> {
+  seen: Array<{ event: string; message: T }>;
+  stop(): void;
+}
+
+function record<T extends object>(name: string): Recording<T> {
+  const seen: Recording<T>['seen'] = [];
   const handlers = Object.fromEntries(
     EVENTS.map((event) => [event, (message: unknown) => seen.push({ event, message: { ...(message as T) } })]),
   ) as unknown as dc.TracingChannelSubscribers<object>;
   const channel = dc.tracingChannel(name);
   channel.subscribe(handlers);
   return { seen, stop: () => channel.unsubscribe(handlers) };
+}
+
+/** Only what the telemetry reads of a request (its session id). */
+function fakeRequest(fields: object): Request {
+  return fields as unknown as Request;
 }
 
 function hashOf(sessionId: string): string {
@@ -41,7 +51,7 @@ describe('nobody subscribed, no SDK registered', () => {
     const traceLogout = createLogoutTelemetry();
     const next: NextFunction = () => undefined;
     let got: unknown[] = [];
-    await traceLogout({} as Request, next, (n, trace) => {
+    await traceLogout(fakeRequest({}), next, (n, trace) => {
       got = [n, trace];
       return Promise.resolve();
     });
@@ -167,14 +177,14 @@ describe('express-polar-logout:logout and express-polar-logout:revoke', () => {
     logoutChannel.start.bindStore(store, (message) => message.sessionIdHash);
     const seenInRevoke: Array<string | undefined> = [];
     const onStart = (): void => void seenInRevoke.push(store.getStore());
-    dc.channel(`tracing:${CHANNELS.revoke}:start`).subscribe(onStart);
+    dc.subscribe(`tracing:${CHANNELS.revoke}:start`, onStart);
     try {
       const { cookie, sessionId } = await h.login();
       await h.post(cookie).expect(303);
       expect(seenInRevoke).toEqual([hashOf(sessionId), hashOf(sessionId)]);
     } finally {
       logoutChannel.start.unbindStore(store);
-      dc.channel(`tracing:${CHANNELS.revoke}:start`).unsubscribe(onStart);
+      dc.unsubscribe(`tracing:${CHANNELS.revoke}:start`, onStart);
     }
   });
 
@@ -200,17 +210,17 @@ describe('express-polar-logout:logout and express-polar-logout:revoke', () => {
 
 describe('express-polar-logout:outbox', () => {
   it('one message per settled token, with the logout’s sessionIdHash; a subscriber cannot change onSettled’s event', async () => {
-    let outbox: RevocationOutbox | undefined;
-    const queue = { enqueue: (...args: Parameters<RevocationOutbox['enqueue']>) => outbox!.enqueue(...args) };
+    const late: { outbox?: RevocationOutbox } = {};
+    const queue = { enqueue: (...args: Parameters<RevocationOutbox['enqueue']>) => late.outbox!.enqueue(...args) };
     const h = await createHarness({ logout: { retries: 0, outbox: queue } });
     const settled: OutboxSettledEvent[] = [];
-    outbox = createRevocationOutbox({
+    const outbox = (late.outbox = createRevocationOutbox({
       clientId: h.fake.clientId,
       clientSecret: h.fake.clientSecret,
       baseUrl: h.fake.url,
       backoff: { initialDelayMs: 50, maxDelayMs: 200 },
       onSettled: (event) => void settled.push(event),
-    });
+    }));
     const messages: OutboxMessage[] = [];
     const onMessage = (message: unknown): void => {
       messages.push({ ...(message as OutboxMessage) });
