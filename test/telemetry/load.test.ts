@@ -27,8 +27,11 @@ async function report(dir: string, format: 'js' | 'mjs', ...args: string[]): Pro
   return JSON.parse(stdout) as Report;
 }
 
-/** An app with the package and its dependencies (axios, debug) but without @opentelemetry/api. */
-function appWithoutTheApi(): string {
+/**
+ * An app with a copy of the package and its dependencies (axios, debug), and @opentelemetry/api only if `api`
+ * names the installed copy to use.
+ */
+function appWith(api?: string): string {
   const app = mkdtempSync(path.join(tmpdir(), 'epl-no-otel-'));
   const pkg = path.join(app, 'node_modules', 'express-polar-logout');
   mkdirSync(pkg, { recursive: true });
@@ -36,6 +39,10 @@ function appWithoutTheApi(): string {
   cpSync(path.join(root, 'package.json'), path.join(pkg, 'package.json'));
   for (const dep of ['axios', 'debug'])
     symlinkSync(path.join(root, 'node_modules', dep), path.join(app, 'node_modules', dep), 'dir');
+  if (api) {
+    mkdirSync(path.join(app, 'node_modules', '@opentelemetry'));
+    symlinkSync(path.join(root, 'node_modules', api), path.join(app, 'node_modules', '@opentelemetry', 'api'), 'dir');
+  }
   return app;
 }
 
@@ -51,7 +58,7 @@ describe.each(['js', 'mjs'] as const)('dist/index.%s', (format) => {
   });
 
   it('in an app without @opentelemetry/api: revokes, publishes on the channel, throws nothing', async () => {
-    const app = appWithoutTheApi();
+    const app = appWith();
     try {
       await expect(
         run(process.execPath, ['-e', "require.resolve('@opentelemetry/api')"], { cwd: app }),
@@ -59,6 +66,17 @@ describe.each(['js', 'mjs'] as const)('dist/index.%s', (format) => {
       const r = await report(path.join(app, 'node_modules', 'express-polar-logout'), format, 'nosdk');
       expect(r).toMatchObject({ status: 'revoked', revokedAtPolar: true, uncaught: [], metrics: [], spans: [] });
       expect(r.messages).toHaveLength(1);
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+    }
+  });
+
+  it('with the lowest supported API (1.3.0) in the app, the SDK registered through a newer 1.x: still recorded', async () => {
+    const app = appWith('opentelemetry-api-1.3');
+    try {
+      const r = await report(path.join(app, 'node_modules', 'express-polar-logout'), format, 'sdk');
+      expect(r).toMatchObject({ status: 'revoked', uncaught: [], spans: ['polar_logout.revoke'] });
+      expect(r.metrics.sort()).toEqual(['polar_logout.revocation.duration', 'polar_logout.revocation.requests']);
     } finally {
       rmSync(app, { recursive: true, force: true });
     }
