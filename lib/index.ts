@@ -3,6 +3,14 @@ export { polarLogout, type PolarLogoutHandler } from './middleware';
 export { createPolarRevoker, type PolarRevoker, type RevokeCallOptions } from './revoker';
 export { PolarLogoutError, type PolarLogoutErrorCode } from './errors';
 export {
+  CHANNELS,
+  type LogoutMessage,
+  type LogoutOutcome,
+  type LogoutScope,
+  type OutboxMessage,
+  type RevokeMessage,
+} from './telemetry';
+export {
   createRevocationOutbox,
   RevocationOutboxError,
   type RevocationOutboxErrorCode,

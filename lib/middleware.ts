@@ -11,6 +11,7 @@ import { createGuard } from './guard';
 import { createFailureHandoff } from './handoff';
 import { resolveLogoutConfig } from './options';
 import { createRedirectResolver } from './redirect';
+import { createLogoutTelemetry, type LogoutMessage } from './telemetry';
 import { buildRevoker, isRetryableFailure } from './revoker';
 import { isTombstoneWriteError } from './session-guard';
 import {
@@ -76,8 +77,9 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
 
   const handOffFailures = outbox ? createFailureHandoff(outbox, timeoutMs) : undefined;
   const needsSessionIdHash = onLogout !== undefined || outbox !== undefined;
+  const traceLogout = createLogoutTelemetry();
 
-  async function logout(req: Req, res: Response, next: NextFunction): Promise<void> {
+  async function logout(req: Req, res: Response, next: NextFunction, trace?: LogoutMessage): Promise<void> {
     const session = sessionOf(req);
     if (!session) {
       return fail(
@@ -106,6 +108,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     }
     const redirectTo = resolveRedirect(req);
     const revocation = await revoker.revoke(tokens);
+    if (trace) trace.revocation = revocation;
     const failed = revocation.accessToken.status === 'failed' || revocation.refreshToken.status === 'failed';
     // 'fail' keeps the session only for failures that may pass: a refusal that will not (INVALID_CLIENT,
     // REJECTED, UNEXPECTED_RESPONSE) would keep the user signed in forever. It logs out and is in the event.
@@ -162,7 +165,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
   const handler = ((req: Request, res: Response, next: NextFunction): void => {
     const verdict = guard.check(req);
     if (verdict !== 'allow') return guard.refuse(verdict, req, res);
-    logout(req as Req, res, next).catch(next);
+    traceLogout(req, next, (next, trace) => logout(req as Req, res, next, trace)).catch(next);
   }) as PolarLogoutHandler;
   handler.close = () => revoker.close();
   handler.verify = (verifyOptions) => revoker.verify(verifyOptions);

@@ -12,6 +12,7 @@ import { Axios, type AxiosResponse } from 'axios';
 import createDebug from 'debug';
 import { PolarLogoutError } from './errors';
 import { resolveRevokerConfig, type RevokerConfig } from './options';
+import { traceAttempts } from './telemetry';
 import { normaliseToken, normaliseTokens } from './tokens';
 import type {
   PolarRevokerOptions,
@@ -369,6 +370,7 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     if (failure !== null && !failure.retryable) warnMisconfiguration(failure);
     return failure;
   }
+  const tracedAttempt = traceAttempts<Budget, AttemptFailure>(config.revokeUrl, attempt);
 
   async function revokeWithin(
     token: string,
@@ -387,8 +389,9 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
       failure,
     });
     for (;;) {
-      const failure = await attempt(token, hint, budget);
-      if (failure === NOT_SENT) {
+      // Traced only when there is something to send: an aborted signal ends the loop without a span.
+      const failure = isAborted(budget) ? NOT_SENT : await tracedAttempt(token, hint, budget, attempts + 1);
+      if (typeof failure === 'symbol') {
         debug('%s revocation: %s before attempt %d was sent', hint, abortFailure(budget).code, attempts + 1);
         // Polar's last answer, when there was one, says more than the cancellation that came after it.
         return failed(last ?? abortFailure(budget));
