@@ -99,6 +99,13 @@ function suite(mode: Mode): void {
     return accessToken;
   }
 
+  /** A refresh token: Polar looks a token up by its hint, so a refresh_token job must hold one. */
+  function issueRefresh(): string {
+    const { accessToken, refreshToken } = fake.issueTokens();
+    secrets.add(accessToken).add(refreshToken);
+    return refreshToken;
+  }
+
   const callsFor = (token: string) => fake.calls.filter((c) => c.token === token);
   const pending = async (o: RevocationOutbox) => {
     const c = await o.counts();
@@ -302,7 +309,7 @@ function suite(mode: Mode): void {
     secrets.add(wrongSecret);
     const before = debugOutput.length;
     const o = outbox({ clientSecret: wrongSecret, encryptionKey: 'k'.repeat(32) });
-    const token = issue();
+    const token = issueRefresh();
     await o.enqueue(token, 'refresh_token', {});
     await waitFor(() => callsFor(token).length >= 3, 5000, 'retries with bad credentials');
     const calls = callsFor(token);
@@ -506,7 +513,7 @@ function suite(mode: Mode): void {
       const inspect = new Redis(redis!.url);
       inspectors.push(inspect);
       const producer = outbox({ worker: false, encryptionKey: k1 });
-      const token = issue();
+      const token = issueRefresh();
       await producer.enqueue(token, 'refresh_token', { sessionIdHash: 'abcdef0123456789' });
       const [jobKey] = (await redis!.keys('express-polar-logout:revocations-*:rv-*')).filter((k) =>
         /:rv-[0-9a-f]{32}$/.test(k),

@@ -192,14 +192,15 @@ describe('express-polar-logout:logout and express-polar-logout:revoke', () => {
     const failing = await createHarness({ logout: { onRevocationFailure: 'fail', retries: 0 } });
     const logout = record<LogoutMessage>(CHANNELS.logout);
     try {
-      failing.fake.fail({ type: 'status', status: 401, body: '{"error":"invalid_client"}' });
+      // A failure that may pass: 'fail' keeps the session (a permanent refusal would log out).
+      failing.fake.fail({ type: 'status', status: 503 });
       const { cookie } = await failing.login();
       await failing.post(cookie).expect(502);
       const end = logout.seen.find((s) => s.event === 'asyncEnd')!.message;
       expect(end.outcome).toBe('revocation_failed');
       expect(end.revocation?.accessToken).toMatchObject({
         status: 'failed',
-        error: { code: 'INVALID_CLIENT', httpStatus: 401 },
+        error: { code: 'SERVER_ERROR', httpStatus: 503 },
       });
     } finally {
       logout.stop();

@@ -367,7 +367,7 @@ describe('the outbox', () => {
     expect(total(points, SETTLEMENTS, { 'polar_logout.outcome': 'rejected', 'error.type': 'REJECTED' })).toBe(2);
   });
 
-  it('expired: maxAgeMs passes while Polar stays down; the depth gauge shows the job delayed meanwhile', async () => {
+  it('abandoned: maxAgeMs ends the access token while Polar stays down (never the refresh token); the gauge shows both delayed meanwhile', async () => {
     await setUp({ backoffMs: 700, maxAgeMs: 1200 });
     h.fake.fail({ type: 'status', status: 503 });
     const { cookie } = await h.login();
@@ -383,9 +383,17 @@ describe('the outbox', () => {
     expect(total(during, JOBS, { 'polar_logout.outbox.state': 'waiting' })).toBe(0);
     expect(total(during, JOBS, { 'polar_logout.outbox.state': 'active' })).toBe(0);
 
-    await until(() => settled.length === 2, 'two settlements');
+    await until(() => settled.length === 1, 'the access token abandoned');
+    const abandoned = await otel.collect();
+    expect(total(abandoned, SETTLEMENTS, { 'polar_logout.outcome': 'abandoned', 'error.type': 'SERVER_ERROR' })).toBe(
+      1,
+    );
+    // Polar's refresh tokens never expire: that job waits for Polar, then is revoked.
+    expect(total(abandoned, JOBS)).toBe(1);
+    h.fake.heal();
+    await until(() => settled.length === 2, 'the refresh token revoked');
     const points = await otel.collect();
-    expect(total(points, SETTLEMENTS, { 'polar_logout.outcome': 'expired', 'error.type': 'SERVER_ERROR' })).toBe(2);
+    expect(total(points, SETTLEMENTS, { 'polar_logout.outcome': 'revoked' })).toBe(1);
     expect(total(points, JOBS)).toBe(0);
 
     await outbox.close();
