@@ -1,4 +1,4 @@
-// Child process: a real Express 5 app with express-session's MemoryStore and five logout routes, driven
+// Child process: a real Express 5 app with express-session's MemoryStore and eight logout routes, driven
 // by bench/run.mjs. Sessions are written straight into the store before a run (see `seed`), so the
 // measured requests do only what a logout does: load the session from the store, log out, destroy it.
 import { randomBytes } from 'node:crypto';
@@ -7,6 +7,8 @@ import express from 'express';
 import session from 'express-session';
 import { serve } from './ipc.mjs';
 import { naiveLogout } from './naive-route.mjs';
+import { openidClientRevoke, polarSdkRevoke } from './peer-routes.mjs';
+import { parallelLogout, referenceRevoke } from './reference-route.mjs';
 
 const { polarLogout, createRevocationOutbox } = await import(new URL('../dist/index.mjs', import.meta.url).href);
 // express-session signs its cookie with its own copy of cookie-signature; sign seeded cookies the same way.
@@ -29,6 +31,12 @@ const outbox = createRevocationOutbox({ clientId, clientSecret, baseUrl });
 const oursOutbox = polarLogout({ clientId, clientSecret, baseUrl, outbox });
 app.post('/logout-outbox', oursOutbox);
 app.post('/naive-logout', naiveLogout({ baseUrl, clientId, clientSecret }));
+// Figure 3b: the minimal parallel logout (the reference), and the same route on the peers' clients.
+const polarConfig = { baseUrl, clientId, clientSecret };
+const clients = [referenceRevoke(polarConfig), polarSdkRevoke(polarConfig), openidClientRevoke(polarConfig)];
+app.post('/reference-logout', parallelLogout(clients[0].revoke));
+app.post('/sdk-logout', parallelLogout(clients[1].revoke));
+app.post('/openid-logout', parallelLogout(clients[2].revoke));
 // The floor: what any logout must do locally.
 app.post('/bare-logout', (req, res, next) => {
   req.session.destroy((err) => (err ? next(err) : res.redirect(303, '/')));
@@ -82,6 +90,7 @@ serve({
     ours.close();
     ours500.close();
     oursOutbox.close();
+    for (const client of clients) client.close();
     await outbox.close();
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));

@@ -9,6 +9,9 @@
  *   POLAR_OUTBOX_CONCURRENCY, POLAR_OUTBOX_TIMEOUT_MS, POLAR_OUTBOX_MAX_AGE_MS,
  *   POLAR_OUTBOX_BACKOFF_INITIAL_MS, POLAR_OUTBOX_BACKOFF_MAX_MS, POLAR_OUTBOX_ENCRYPTION_KEY
  *
+ * POLAR_OUTBOX_ENCRYPTION_KEY may list several keys, comma-separated, the current one first
+ * (`newKey,oldKey`): the worker then drains jobs queued under any of them.
+ *
  * It prints one JSON line per settled token (no token, no secret) and stops cleanly on SIGTERM/SIGINT,
  * letting calls in flight finish. Set DEBUG=express-polar-logout* for more.
  */
@@ -25,6 +28,13 @@ function number(name) {
   const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
   return /^\d+$/.test(raw) ? Number(raw) : raw;
+}
+
+/** One key, or a keyring from a comma-separated list (each entry is validated, and named, by the library). */
+function encryptionKey() {
+  const raw = env.POLAR_OUTBOX_ENCRYPTION_KEY;
+  if (raw === undefined || raw === '' || !raw.includes(',')) return raw;
+  return raw.split(',').map((key) => key.trim());
 }
 
 function definedOnly(object) {
@@ -59,7 +69,7 @@ async function main() {
         timeoutMs: number('POLAR_OUTBOX_TIMEOUT_MS'),
         maxAgeMs: number('POLAR_OUTBOX_MAX_AGE_MS'),
         backoff: Object.keys(backoff).length > 0 ? backoff : undefined,
-        encryptionKey: env.POLAR_OUTBOX_ENCRYPTION_KEY,
+        encryptionKey: encryptionKey(),
         onSettled: (event) =>
           log({ level: event.outcome === 'revoked' ? 'info' : 'warn', msg: 'revocation settled', ...event }),
       }),

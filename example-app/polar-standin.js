@@ -67,6 +67,14 @@ function safeEqual(a, b) {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/**
+ * Python's `urllib.parse.unquote`, which Polar (authlib) applies to Basic credentials, as the library's stand-in
+ * does: %XX runs become UTF-8, a malformed % stays, and `+` stays `+`.
+ * @param {string} value
+ */
+const unquote = (value) =>
+  value.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => Buffer.from(run.replace(/%/g, ''), 'hex').toString('utf8'));
+
 /** @param {unknown} value */
 const str = (value) => (typeof value === 'string' ? value : undefined);
 
@@ -96,13 +104,9 @@ async function startPolarStandin(options) {
       const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
       if (colon < 0) return false;
-      try {
-        const id = decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' '));
-        const secret = decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, ' '));
-        return safeEqual(id, fake.clientId) && safeEqual(secret, fake.clientSecret);
-      } catch {
-        return false;
-      }
+      const id = unquote(decoded.slice(0, colon));
+      const secret = unquote(decoded.slice(colon + 1));
+      return safeEqual(id, fake.clientId) && safeEqual(secret, fake.clientSecret);
     }
     const body = req.body ?? {};
     return safeEqual(body.client_id, fake.clientId) && safeEqual(body.client_secret, fake.clientSecret);

@@ -30,7 +30,8 @@ export interface EventFacts {
 export function buildLogoutEvent(req: Request, facts: EventFacts): LogoutEvent {
   const event: LogoutEvent = {
     at: new Date(facts.startedAtMs).toISOString(),
-    loggedOut: facts.sessionDestroyed && facts.error === undefined,
+    // A missing tombstone is reported, but the session is gone and the answer is a success: logged out.
+    loggedOut: facts.sessionDestroyed && (facts.error === undefined || facts.error.code === 'TOMBSTONE_FAILED'),
     sessionDestroyed: facts.sessionDestroyed,
     revocation: facts.revocation,
     redirectTo: facts.redirectTo,

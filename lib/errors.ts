@@ -14,7 +14,9 @@ export type PolarLogoutErrorCode =
   /** A token could not be revoked at Polar and `onRevocationFailure` is `'fail'`; the session was kept. */
   | 'REVOCATION_FAILED'
   /** The session store failed to destroy the session; the user is not logged out. */
-  | 'SESSION_DESTROY_FAILED';
+  | 'SESSION_DESTROY_FAILED'
+  /** guardSessionStore deleted the session but could not record its tombstone (a store error, not a logout's). */
+  | 'TOMBSTONE_WRITE_FAILED';
 
 const DEFAULT_STATUS: Record<PolarLogoutErrorCode, number> = {
   INVALID_OPTION: 500,
@@ -22,6 +24,7 @@ const DEFAULT_STATUS: Record<PolarLogoutErrorCode, number> = {
   GET_TOKENS_FAILED: 500,
   REVOCATION_FAILED: 502,
   SESSION_DESTROY_FAILED: 500,
+  TOMBSTONE_WRITE_FAILED: 500,
 };
 
 export class PolarLogoutError extends Error {

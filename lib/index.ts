@@ -35,6 +35,7 @@ export {
   guardSessionStore,
   createMemoryTombstones,
   createRedisTombstones,
+  TombstoneWriteError,
   type SessionStoreGuardOptions,
   type SessionTombstones,
   type MemoryTombstonesOptions,

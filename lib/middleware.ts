@@ -12,13 +12,14 @@ import { createFailureHandoff } from './handoff';
 import { resolveLogoutConfig } from './options';
 import { createRedirectResolver } from './redirect';
 import { buildRevoker } from './revoker';
+import { isTombstoneWriteError } from './session-guard';
 import { cookieAttributesOf, clearSessionCookie, destroySession, sessionOf } from './teardown';
 import { normaliseTokens, readSessionTokens, type NormalisedTokens } from './tokens';
 import type { LogoutEvent, PolarLogoutOptions, RevocationResult } from './types';
 
 const debug = createDebug('express-polar-logout');
 
-type LogoutFailure = NonNullable<LogoutEvent['error']>['code'];
+type LogoutFailure = Exclude<NonNullable<LogoutEvent['error']>['code'], 'TOMBSTONE_FAILED'>;
 
 const FAILURE_MESSAGES: Record<LogoutFailure, string> = {
   REVOCATION_FAILED: 'Polar did not confirm the token revocation; the session was kept so the user can try again.',
@@ -79,8 +80,11 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     const revocation = await revoker.revoke(tokens);
     const failed = revocation.accessToken.status === 'failed' || revocation.refreshToken.status === 'failed';
 
-    /** Audits the attempt, then answers: success, or the failure to next() with the session kept as it is. */
-    const finish = async (failure?: LogoutFailure): Promise<void> => {
+    /**
+     * Audits the attempt, then answers: success, or the failure to next() with the session kept as it is.
+     * `tombstoneFailed`: logged out, but the guard could not record the tombstone: success, and said in the event.
+     */
+    const finish = async (failure?: LogoutFailure, tombstoneFailed = false): Promise<void> => {
       // Without a hook nobody reads the event: a plain logout does not build it.
       if (onLogout) {
         const event = buildLogoutEvent(req, {
@@ -91,6 +95,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
           sessionDestroyed: failure === undefined,
           sessionIdHash,
           ...(failure && { error: { code: failure } }),
+          ...(tombstoneFailed && { error: { code: 'TOMBSTONE_FAILED' as const } }),
         });
         await runAuditHook(onLogout, event, req, timeoutMs);
       }
@@ -103,14 +108,19 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     if (failed && handOffFailures) await handOffFailures(tokens, revocation, sessionIdHash);
 
     const cookie = cookieAttributesOf(session);
+    let tombstoneFailed = false;
     try {
       await destroySession(session);
     } catch (err) {
-      debug('the session store failed to destroy the session: %s', err instanceof Error ? err.name : typeof err);
-      return finish('SESSION_DESTROY_FAILED');
+      // guardSessionStore deleted the session but has no tombstone for it: logged out all the same.
+      tombstoneFailed = isTombstoneWriteError(err);
+      if (!tombstoneFailed) {
+        debug('the session store failed to destroy the session: %s', err instanceof Error ? err.name : typeof err);
+        return finish('SESSION_DESTROY_FAILED');
+      }
     }
     clearSessionCookie(res, cookieName, cookie);
-    return finish();
+    return finish(undefined, tombstoneFailed);
   }
 
   const handler = ((req: Request, res: Response, next: NextFunction): void => {

@@ -235,7 +235,10 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
   };
   let credentialsBody: string;
   if (config.clientAuth === 'client_secret_basic') {
-    const basic = Buffer.from(`${formEncode(config.clientId)}:${formEncode(config.clientSecret)}`).toString('base64');
+    // Percent-encoded, a space as %20: Polar decodes Basic credentials with Python's unquote, which keeps `+`.
+    const basic = Buffer.from(
+      `${encodeURIComponent(config.clientId)}:${encodeURIComponent(config.clientSecret)}`,
+    ).toString('base64');
     headers.Authorization = `Basic ${basic}`;
     credentialsBody = '';
   } else {

@@ -8,6 +8,11 @@
  * The write path is check, write, check again: a write that slipped past the first check while another
  * process destroyed the session is undone by the second, so the guarantee holds across processes as long as
  * they share the tombstones (createRedisTombstones) and destroy() records the tombstone before it deletes.
+ *
+ * When the tombstones cannot be read (the tombstone store fails, or does not answer within
+ * `tombstoneTimeoutMs`), reads fail open (the session is read without the check, and it is reported) and
+ * writes stay refused: an outage of the tombstone store must not log everybody out, nor let a destroyed
+ * session be written back.
  */
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -16,8 +21,9 @@ import type { Request } from 'express';
 import type { SessionData, Store } from 'express-session';
 import createDebug from 'debug';
 import { hashSessionId } from './audit';
-import { invalidOption } from './errors';
+import { invalidOption, PolarLogoutError } from './errors';
 import { rejectUnknownKeys } from './options';
+import { warnOnce } from './warnings';
 
 const debug = createDebug('express-polar-logout:session-guard');
 
@@ -47,6 +53,11 @@ export interface SessionStoreGuardOptions {
    * found back in the store and removed (`get`: an unguarded writer put it there). For metrics; errors ignored.
    */
   onRefused?: (info: { operation: 'set' | 'touch' | 'get'; sessionIdHash: string | undefined }) => void;
+  /**
+   * Longest wait for one tombstone call (`has`, `add`), in ms; a call that takes longer counts as failed.
+   * Default 300. A Redis that is down does not answer: clients queue commands until they reconnect.
+   */
+  tombstoneTimeoutMs?: number;
 }
 
 /** Options of createMemoryTombstones(). */
@@ -74,7 +85,9 @@ export interface RedisTombstonesOptions {
 const DEFAULT_TTL_MS = 10 * 60 * 1000;
 const MAX_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 const DEFAULT_MAX_ENTRIES = 100_000;
-const GUARD_KEYS = ['ttlMs', 'tombstones', 'onRefused'] as const;
+const DEFAULT_TOMBSTONE_TIMEOUT_MS = 300;
+const MAX_TOMBSTONE_TIMEOUT_MS = 60_000;
+const GUARD_KEYS = ['ttlMs', 'tombstones', 'onRefused', 'tombstoneTimeoutMs'] as const;
 const REDIS_KEYS = ['client', 'prefix'] as const;
 
 /** Options also come from JavaScript callers, so they are checked as values rather than trusted as types. */
@@ -158,12 +171,53 @@ export function createRedisTombstones(options: RedisTombstonesOptions): SessionT
   };
 }
 
+/**
+ * What the guarded destroy() answers when it deleted the session but could not record its tombstone: the
+ * user is logged out, but a request in flight could write the session back. polarLogout() answers success
+ * and reports `error: { code: 'TOMBSTONE_FAILED' }` in its audit event.
+ */
+export class TombstoneWriteError extends PolarLogoutError {
+  /** Always true: the session was deleted from the store. */
+  readonly sessionDeleted = true as const;
+
+  constructor() {
+    super(
+      'TOMBSTONE_WRITE_FAILED',
+      'express-polar-logout: the session was deleted, but guardSessionStore could not record its tombstone, ' +
+        'so a request in flight may write it back. Check the tombstone store (Redis).',
+    );
+  }
+}
+
+/** Whether a store error is the guard's TombstoneWriteError (by code: it may come from another copy of the library). */
+export function isTombstoneWriteError(err: unknown): err is TombstoneWriteError {
+  const e = err as { code?: unknown; sessionDeleted?: unknown } | null | undefined;
+  return e?.code === 'TOMBSTONE_WRITE_FAILED' && e.sessionDeleted === true;
+}
+
 function isPromiseLike<T>(value: unknown): value is PromiseLike<T> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
 
-/** Runs a sync-or-async step and calls back outside any promise chain, as a callback store would. */
-function settle<T>(step: () => T | PromiseLike<T>, callback: (err: unknown, value?: T) => void): void {
+/** A tombstone call that did not settle in time; a fresh error each time (callers may decorate it). */
+function timedOut(): Error {
+  return Object.assign(
+    new Error('express-polar-logout: the tombstone store did not answer within tombstoneTimeoutMs.'),
+    { code: 'TOMBSTONE_TIMEOUT' },
+  );
+}
+
+/** Why a tombstone call failed, for debug: the error's name or "timeout", never its message or a key. */
+function describeFailure(err: unknown): string {
+  if ((err as { code?: unknown } | null)?.code === 'TOMBSTONE_TIMEOUT') return 'no answer within tombstoneTimeoutMs';
+  return err instanceof Error ? err.name : typeof err;
+}
+
+/**
+ * Runs a sync-or-async tombstone call and calls back outside any promise chain, as a callback store would,
+ * within `limitMs`: a later answer is ignored. A synchronous call (memory tombstones) starts no timer.
+ */
+function settle<T>(step: () => T | PromiseLike<T>, limitMs: number, callback: (err: unknown, value?: T) => void): void {
   let value: T | PromiseLike<T>;
   try {
     value = step();
@@ -171,9 +225,17 @@ function settle<T>(step: () => T | PromiseLike<T>, callback: (err: unknown, valu
     return callback(err ?? new Error('tombstone step failed'));
   }
   if (!isPromiseLike<T>(value)) return callback(null, value);
+  let settled = false;
+  const finish = (err: unknown, result?: T): void => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    process.nextTick(callback, err, result);
+  };
+  const timer = setTimeout(() => finish(timedOut()), limitMs);
   value.then(
-    (result) => process.nextTick(callback, null, result),
-    (err: unknown) => process.nextTick(callback, err ?? new Error('tombstone step failed')),
+    (result) => finish(null, result),
+    (err: unknown) => finish(err ?? new Error('tombstone step failed')),
   );
 }
 
@@ -198,6 +260,7 @@ class GuardedStore extends EventEmitter {
     private readonly ttlMs: number,
     private readonly tombstones: SessionTombstones,
     private readonly onRefused: SessionStoreGuardOptions['onRefused'],
+    private readonly timeoutMs: number,
   ) {
     super();
     // Reads and bulk operations pass through; only methods the store has are exposed, because
@@ -224,7 +287,19 @@ class GuardedStore extends EventEmitter {
   }
 
   private isDestroyed(sid: string, callback: (err: unknown, destroyed?: boolean) => void): void {
-    settle(() => this.tombstones.has(tombstoneKey(sid)), callback);
+    settle(() => this.tombstones.has(tombstoneKey(sid)), this.timeoutMs, callback);
+  }
+
+  /** A failed check: reported once per process as a warning, every time to debug; no session id either way. */
+  private unreadable(operation: 'get' | 'set' | 'touch', err: unknown): void {
+    const consequence = { get: 'read without the check', set: 'write refused', touch: 'touch skipped' }[operation];
+    debug('could not read the tombstones (%s): %s', describeFailure(err), consequence);
+    warnOnce(
+      'TOMBSTONES_UNREADABLE',
+      'express-polar-logout: guardSessionStore could not read its tombstones (the tombstone store failed or did not ' +
+        'answer within tombstoneTimeoutMs). Until it answers, sessions are read without the check and session ' +
+        'writes are refused. Check the tombstone store (Redis).',
+    );
   }
 
   /** Check, write, check again; a write that raced a destroy elsewhere is undone. */
@@ -236,7 +311,12 @@ class GuardedStore extends EventEmitter {
   ): void {
     const done = (err?: unknown): void => callback?.(err ?? undefined);
     this.isDestroyed(sid, (err, destroyed) => {
-      if (err) return done(err);
+      if (err) {
+        this.unreadable(operation, err);
+        // A touch only extends the expiry of the session this request read: skipping it is safe and keeps
+        // reads working. A set could write a destroyed session back: refused.
+        return operation === 'touch' ? done() : done(err);
+      }
       if (destroyed) {
         this.refused(operation, sid);
         return done();
@@ -244,7 +324,10 @@ class GuardedStore extends EventEmitter {
       write((writeErr) => {
         if (writeErr) return done(writeErr);
         this.isDestroyed(sid, (checkErr, destroyedMeanwhile) => {
-          if (checkErr) return done(checkErr);
+          if (checkErr) {
+            this.unreadable(operation, checkErr);
+            return done(operation === 'touch' ? undefined : checkErr);
+          }
           if (!destroyedMeanwhile) return done();
           this.refused(operation, sid);
           this.inner.destroy(sid, (destroyErr?: unknown) => done(destroyErr));
@@ -269,7 +352,8 @@ class GuardedStore extends EventEmitter {
       this.inner.destroy(sid, (err?: unknown) => callback(err ?? null, null));
     };
     this.isDestroyed(sid, (err, isDestroyed) => {
-      if (err) failure ??= err;
+      // Fail open: a tombstone store that cannot answer must not make every signed-in request fail.
+      if (err) this.unreadable('get', err);
       destroyed = isDestroyed === true;
       join();
     });
@@ -288,11 +372,22 @@ class GuardedStore extends EventEmitter {
     // The tombstone goes first, so that no write can land between the delete and the tombstone.
     settle(
       () => this.tombstones.add(tombstoneKey(sid), this.ttlMs),
+      this.timeoutMs,
       (tombstoneErr) => {
-        if (tombstoneErr) debug('could not record the tombstone; destroying the session anyway');
-        // Destroyed even when the tombstone failed (the guard never keeps a session alive), but reported,
-        // because a racing request could then bring it back.
-        this.inner.destroy(sid, (err?: unknown) => callback?.(err ?? tombstoneErr ?? undefined));
+        if (tombstoneErr) {
+          debug('could not record the tombstone (%s); destroying the session anyway', describeFailure(tombstoneErr));
+          warnOnce(
+            'TOMBSTONE_WRITE_FAILED',
+            'express-polar-logout: guardSessionStore deleted a session but could not record its tombstone (the ' +
+              'tombstone store failed or did not answer within tombstoneTimeoutMs), so a request in flight may ' +
+              'write it back. Check the tombstone store (Redis).',
+          );
+        }
+        // Destroyed even when the tombstone failed (the guard never keeps a session alive), but reported with
+        // an error of its own, because a racing request could then bring it back.
+        this.inner.destroy(sid, (err?: unknown) =>
+          callback?.(err ?? (tombstoneErr ? new TombstoneWriteError() : undefined)),
+        );
       },
     );
   }
@@ -336,8 +431,12 @@ export function guardSessionStore(store: Store, options: SessionStoreGuardOption
   if (options.onRefused !== undefined && typeof options.onRefused !== 'function') {
     throw invalidOption('onRefused', 'must be a function.');
   }
+  const timeoutMs = options.tombstoneTimeoutMs ?? DEFAULT_TOMBSTONE_TIMEOUT_MS;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TOMBSTONE_TIMEOUT_MS) {
+    throw invalidOption('tombstoneTimeoutMs', `must be an integer from 1 to ${MAX_TOMBSTONE_TIMEOUT_MS} (ms).`);
+  }
   // A look-alike on purpose: express-session only calls a store's methods and never checks `instanceof Store`;
   // extending its Store class would make express-session (a peer dependency) a runtime import of this module.
   // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- see the comment above
-  return new GuardedStore(store, ttlMs, tombstones, options.onRefused);
+  return new GuardedStore(store, ttlMs, tombstones, options.onRefused, timeoutMs);
 }

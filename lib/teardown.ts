@@ -3,6 +3,7 @@
  * with (a cookie is only cleared by a Set-Cookie with the same name, path and domain), forbid caching.
  */
 import type { CookieOptions, Request, Response } from 'express';
+import { isTombstoneWriteError } from './session-guard';
 
 /** The express-session parts we use; checked per request because apps mount middleware in any order. */
 export interface DestroyableSession {
@@ -30,8 +31,11 @@ export function cookieAttributesOf(session: DestroyableSession): CookieOptions {
 
 export function destroySession(session: DestroyableSession): Promise<void> {
   return new Promise((resolve, reject) => {
-    // The store's error may name the session id: it is replaced, never passed on.
-    session.destroy((err) => (err ? reject(new Error('session store destroy failed')) : resolve()));
+    // The store's error may name the session id: it is replaced, never passed on. The guard's own
+    // TombstoneWriteError (session deleted, tombstone missing) carries no id and is told apart by the caller.
+    session.destroy((err) =>
+      err ? reject(isTombstoneWriteError(err) ? err : new Error('session store destroy failed')) : resolve(),
+    );
   });
 }
 

@@ -106,8 +106,12 @@ export interface LogoutEvent {
   userAgent: string | undefined;
   /** First 16 hex characters of SHA-256(session id): correlates events without revealing the id. */
   sessionIdHash: string | undefined;
-  /** Why the logout did not complete, when `loggedOut` is false. */
-  error?: { code: 'REVOCATION_FAILED' | 'SESSION_DESTROY_FAILED' };
+  /**
+   * Why the logout did not complete, when `loggedOut` is false; or, with `loggedOut` true,
+   * `TOMBSTONE_FAILED`: the session was deleted but guardSessionStore could not record its tombstone, so a
+   * request in flight may write it back (check the tombstone store).
+   */
+  error?: { code: 'REVOCATION_FAILED' | 'SESSION_DESTROY_FAILED' | 'TOMBSTONE_FAILED' };
 }
 
 /** What the middleware needs from a revocation outbox (see createRevocationOutbox). */

@@ -1,3 +1,4 @@
+import { createPolarRevoker } from '../lib';
 import { startFakePolar, type FakePolar } from '../lib/testing';
 
 let fake: FakePolar;
@@ -19,21 +20,78 @@ describe('the Polar stand-in', () => {
     expect(fake.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   });
 
-  it('revokes an access token alone, and a whole grant through its refresh token', async () => {
+  const creds = { client_id: 'cid', client_secret: 'c s&=' };
+
+  it('revoking the access token also ends its refresh token (one row per issuance, as Polar)', async () => {
     const a = fake.issueTokens();
-    expect((await revoke({ token: a.accessToken, client_id: 'cid', client_secret: 'c s&=' })).status).toBe(200);
+    const res = await revoke({ token: a.accessToken, token_type_hint: 'access_token', ...creds });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({});
     expect(fake.isActive(a.accessToken)).toBe(false);
-    expect(fake.isActive(a.refreshToken)).toBe(true);
-    const b = fake.issueTokens();
-    await revoke({ token: b.refreshToken, client_id: 'cid', client_secret: 'c s&=' });
-    expect(fake.isActive(b.accessToken)).toBe(false);
-    expect(fake.isActive(b.refreshToken)).toBe(false);
+    expect(fake.isActive(a.refreshToken)).toBe(false); // Polar: the row is revoked, its refresh is refused
+    expect(fake.refresh(a.refreshToken)).toBeUndefined();
+  });
+
+  it.each([
+    ['refresh_token', 'refresh token', 'refreshToken'],
+    [undefined, 'refresh token', 'refreshToken'],
+    [undefined, 'access token', 'accessToken'],
+  ] as const)('with hint %s, revoking the %s ends both tokens', async (hint, _label, which) => {
+    const pair = fake.issueTokens();
+    const other = fake.issueTokens();
+    const body = { token: pair[which], ...creds, ...(hint ? { token_type_hint: hint } : {}) };
+    expect((await revoke(body)).status).toBe(200);
+    expect([fake.isActive(pair.accessToken), fake.isActive(pair.refreshToken)]).toEqual([false, false]);
+    expect([fake.isActive(other.accessToken), fake.isActive(other.refreshToken)]).toEqual([true, true]);
+  });
+
+  it('looks a token up in the column its hint names, as Polar does', async () => {
+    const pair = fake.issueTokens();
+    // A refresh token sent as an access token is not found: 200 {}, nothing revoked.
+    expect((await revoke({ token: pair.refreshToken, token_type_hint: 'access_token', ...creds })).status).toBe(200);
+    expect(fake.isActive(pair.refreshToken)).toBe(true);
+  });
+
+  it('refresh rotates: the old pair dies, the new one lives', () => {
+    const old = fake.issueTokens();
+    const next = fake.refresh(old.refreshToken)!;
+    expect(next.refreshToken).not.toBe(old.refreshToken);
+    expect([fake.isActive(old.accessToken), fake.isActive(old.refreshToken)]).toEqual([false, false]);
+    expect([fake.isActive(next.accessToken), fake.isActive(next.refreshToken)]).toEqual([true, true]);
+    expect(fake.refresh(old.refreshToken)).toBeUndefined();
+    expect(fake.refresh(next.accessToken)).toBeUndefined();
+  });
+
+  it('answers 400 invalid_grant for a token issued to another client, and leaves it active', async () => {
+    const theirs = fake.issueTokens({ clientId: 'another-client' });
+    for (const [token, hint] of [
+      [theirs.accessToken, 'access_token'],
+      [theirs.refreshToken, 'refresh_token'],
+      [theirs.refreshToken, undefined],
+    ] as const) {
+      const res = await revoke({ token, ...creds, ...(hint ? { token_type_hint: hint } : {}) });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({ error: 'invalid_grant' });
+    }
+    expect(fake.isActive(theirs.accessToken)).toBe(true);
+    expect(fake.isActive(theirs.refreshToken)).toBe(true);
+    expect(fake.calls.map((c) => c.result)).toEqual([400, 400, 400]);
   });
 
   it('answers 200 {} for unknown tokens', async () => {
-    const res = await revoke({ token: 'unknown', client_id: 'cid', client_secret: 'c s&=' });
+    const res = await revoke({ token: 'unknown', ...creds });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({});
+  });
+
+  it('answers 400 unsupported_token_type for a hint other than access_token or refresh_token', async () => {
+    const pair = fake.issueTokens();
+    for (const hint of ['id_token', 'ACCESS_TOKEN', 'access_token&x']) {
+      const res = await revoke({ token: pair.accessToken, token_type_hint: hint, ...creds });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({ error: 'unsupported_token_type' });
+    }
+    expect(fake.isActive(pair.accessToken)).toBe(true);
   });
 
   it('answers 401 invalid_client for wrong or missing credentials', async () => {
@@ -48,12 +106,63 @@ describe('the Polar stand-in', () => {
     }
   });
 
-  it('accepts HTTP Basic with form-encoded credentials', async () => {
-    const basic = Buffer.from(`cid:${encodeURIComponent('c s&=').replace(/%20/g, '+')}`).toString('base64');
+  it('percent-decodes HTTP Basic credentials as Polar does: %20 is a space, + stays +', async () => {
+    const basic = (secret: string): Record<string, string> => ({
+      Authorization: `Basic ${Buffer.from(`cid:${secret}`).toString('base64')}`,
+    });
     const pair = fake.issueTokens();
-    const res = await revoke({ token: pair.accessToken }, { Authorization: `Basic ${basic}` });
-    expect(res.status).toBe(200);
-    expect(fake.calls[0]).toMatchObject({ clientAuth: 'client_secret_basic', authenticated: true });
+    const formStyle = await revoke({ token: pair.accessToken }, basic('c+s%26%3D'));
+    expect(formStyle.status).toBe(401); // `+` is not a space to Python's unquote
+    const percent = await revoke({ token: pair.accessToken }, basic(encodeURIComponent('c s&=')));
+    expect(percent.status).toBe(200);
+    expect(fake.calls.map((c) => [c.clientAuth, c.authenticated])).toEqual([
+      ['client_secret_basic', false],
+      ['client_secret_basic', true],
+    ]);
+    expect(fake.isActive(pair.accessToken)).toBe(false);
+  });
+
+  it('keeps a literal + and a malformed % in Basic credentials, as unquote does', async () => {
+    const odd = await startFakePolar({ clientId: 'a+b', clientSecret: '100%zz' });
+    try {
+      const res = await fetch(`${odd.url}/v1/oauth2/revoke`, {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'application/x-www-form-urlencoded',
+          Authorization: `Basic ${Buffer.from('a+b:100%zz').toString('base64')}`,
+        },
+        body: 'token=t',
+      });
+      expect(res.status).toBe(200);
+      expect(odd.calls[0]).toMatchObject({ clientAuth: 'client_secret_basic', authenticated: true });
+    } finally {
+      await odd.close();
+    }
+  });
+
+  it('is what createPolarRevoker talks to: Basic credentials with a space and a + are accepted', async () => {
+    const odd = await startFakePolar({ clientId: 'id with space', clientSecret: 'se+cret with space:&=' });
+    const revoker = createPolarRevoker({
+      clientId: odd.clientId,
+      clientSecret: odd.clientSecret,
+      baseUrl: odd.url,
+      clientAuth: 'client_secret_basic',
+      retries: 0,
+    });
+    try {
+      const pair = odd.issueTokens();
+      const result = await revoker.revoke(pair);
+      expect(result.accessToken.status).toBe('revoked');
+      expect(result.refreshToken.status).toBe('revoked');
+      expect(odd.calls.map((c) => [c.clientAuth, c.authenticated])).toEqual([
+        ['client_secret_basic', true],
+        ['client_secret_basic', true],
+      ]);
+      expect([odd.isActive(pair.accessToken), odd.isActive(pair.refreshToken)]).toEqual([false, false]);
+    } finally {
+      revoker.close();
+      await odd.close();
+    }
   });
 
   it('answers 400 to a JSON body and to a missing token', async () => {
@@ -68,7 +177,6 @@ describe('the Polar stand-in', () => {
 
   it('misbehaves on demand, for a number of calls and a hint', async () => {
     fake.fail({ type: 'status', status: 503, retryAfter: '2' }, { times: 1, hint: 'refresh_token' });
-    const creds = { client_id: 'cid', client_secret: 'c s&=' };
     expect((await revoke({ token: 't', token_type_hint: 'access_token', ...creds })).status).toBe(200);
     const failed = await revoke({ token: 't', token_type_hint: 'refresh_token', ...creds });
     expect(failed.status).toBe(503);

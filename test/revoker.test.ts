@@ -43,7 +43,7 @@ describe('createPolarRevoker', () => {
     const outcome = await revoker.revokeToken(pair.accessToken, 'access_token');
     expect(outcome.status).toBe('revoked');
     expect(fake.isActive(pair.accessToken)).toBe(false);
-    expect(fake.isActive(pair.refreshToken)).toBe(true);
+    expect(fake.isActive(pair.refreshToken)).toBe(false); // as at Polar: one row per issuance
   });
 
   it('reuses one keep-alive connection across calls', async () => {

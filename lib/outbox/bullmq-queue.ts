@@ -10,7 +10,6 @@
  */
 import { createHash } from 'node:crypto';
 import type { Job, Queue, Worker } from 'bullmq';
-import type { RevocationError } from '../types';
 import { RevocationOutboxError } from './errors';
 import { loadBullmq, loadIoredis } from './load';
 import {
@@ -20,6 +19,8 @@ import {
   retryDelay,
   runJob,
   type JobContext,
+  type JobError,
+  type JobHistory,
   type StoredJob,
 } from './job';
 import type { ResolvedRedis } from './options';
@@ -46,23 +47,32 @@ export function queueNameFor(clientId: string): string {
   return `revocations-${createHash('sha256').update(clientId).digest('hex').slice(0, 16)}`;
 }
 
-/** Thrown inside a job run to ask BullMQ for a retry; the message is a code and a status, nothing more. */
+/**
+ * Thrown inside a job run to ask BullMQ for a retry; the message is a code, a status and the calls made so
+ * far, nothing more. BullMQ's attemptsMade counts runs, and a run that could not open the job makes no call.
+ */
 class RetryLater extends Error {
   constructor(
     readonly retryDelayMs: number,
-    error: RevocationError,
+    error: JobError,
+    calls: number,
   ) {
-    super(`revocation failed: ${error.code}${error.httpStatus === undefined ? '' : ` (${error.httpStatus})`}`);
+    super(
+      `revocation failed: ${error.code}${error.httpStatus === undefined ? '' : ` (${error.httpStatus})`}; calls: ${calls}`,
+    );
     this.name = 'RetryLater';
   }
 }
 
-/** The last failure, read back from the job's failedReason (which RetryLater wrote). */
-function lastErrorOf(failedReason: string | undefined): RevocationError | undefined {
-  const match = /^revocation failed: ([A-Z_]+)(?: \((\d{3})\))?$/.exec(failedReason ?? '');
-  if (!match) return undefined;
-  const code = match[1] as RevocationError['code'];
-  return match[2] === undefined ? { code } : { code, httpStatus: Number(match[2]) };
+/** What earlier runs left, read back from the job's failedReason (which RetryLater wrote; 0.1.0 wrote no calls). */
+function historyOf(attemptsMade: number, failedReason: string | undefined): JobHistory {
+  const match = /^revocation failed: ([A-Z_]+)(?: \((\d{3})\))?(?:; calls: (\d+))?$/.exec(failedReason ?? '');
+  if (!match) return { attempts: attemptsMade, lastError: undefined };
+  const code = match[1] as JobError['code'];
+  return {
+    attempts: match[3] === undefined ? attemptsMade : Number(match[3]),
+    lastError: match[2] === undefined ? { code } : { code, httpStatus: Number(match[2]) },
+  };
 }
 
 /** A named export of a CommonJS package, however it was loaded (require, or import() and its `default`). */
@@ -168,13 +178,11 @@ export async function createBullmqQueue(ctx: JobContext, redis: ResolvedRedis): 
       debug('dropping a job that is not an outbox job');
       return;
     }
-    const run = await runJob(ctx, String(job.id), stored, {
-      attempts: job.attemptsMade,
-      lastError: lastErrorOf(job.failedReason),
-    });
+    const run = await runJob(ctx, String(job.id), stored, historyOf(job.attemptsMade, job.failedReason));
     if (run.kind === 'retry') {
+      // Kept, whatever the reason (a Polar fault, or one of this worker's configuration): only runJob settles.
       debug('%s attempt %d failed (%s); next in %d ms', stored.hint, run.attempts, run.error.code, run.delayMs);
-      throw new RetryLater(run.delayMs, run.error);
+      throw new RetryLater(run.delayMs, run.error, run.attempts);
     }
     await reportSettled(ctx.config.onSettled, run.event, ctx.config.timeoutMs);
   }

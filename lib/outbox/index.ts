@@ -6,7 +6,7 @@
 import { buildRevoker } from '../revoker';
 import type { TokenTypeHint } from '../types';
 import { createBullmqQueue, type BullmqQueue } from './bullmq-queue';
-import { deriveKeys, jobIdOf, seal } from './crypto';
+import { deriveKeyring, jobIdOf, seal } from './crypto';
 import { RevocationOutboxError } from './errors';
 import {
   isQueueableToken,
@@ -22,7 +22,7 @@ import type { RevocationOutbox, RevocationOutboxOptions } from './types';
 
 export function createRevocationOutbox(options: RevocationOutboxOptions): RevocationOutbox {
   const config = resolveOutboxConfig(options);
-  const keys = deriveKeys(config.keyMaterial);
+  const keys = deriveKeyring(config.keyMaterials);
   const revoker = buildRevoker(config.revoker);
   const ctx: JobContext = { config, keys, revoker };
   let closed = false;
@@ -35,7 +35,7 @@ export function createRevocationOutbox(options: RevocationOutboxOptions): Revoca
         'enqueue() takes a token (a non-empty string) and "access_token" or "refresh_token".',
       );
     }
-    const id = jobIdOf(keys, token);
+    const id = jobIdOf(keys.current, token);
     const job: StoredJob = { v: 1, hint, sealedToken: seal(keys, token, id, hint), queuedAt: Date.now() };
     const hash = safeSessionIdHash(sessionIdHash);
     if (hash !== undefined) job.sessionIdHash = hash;
@@ -128,6 +128,7 @@ export { RevocationOutboxError, type RevocationOutboxErrorCode } from './errors'
 export type {
   OutboxBackoffOptions,
   OutboxCounts,
+  OutboxEncryptionKey,
   OutboxErrorCode,
   OutboxRedis,
   OutboxRedisClient,

@@ -1,13 +1,16 @@
 /**
- * One run of a queued revocation, the same for both queues: give up if too old, decrypt, make one call,
- * then settle (revoked, rejected) or say when to try again (backoff or Polar's Retry-After, never past
- * the job's deadline). The queues only store jobs and keep time.
+ * One run of a queued revocation, the same for both queues: abandon an access token too old to matter,
+ * decrypt, make one call, then settle (revoked, rejected) or say when to try again (backoff or Polar's
+ * Retry-After, never past an access token's deadline). A fault of this worker's own configuration (a key it
+ * does not have, credentials Polar refuses) never settles a job: the job waits, with the longest backoff,
+ * for a worker that can do it, and a process warning says what to fix. The queues only store jobs and keep time.
  */
 import createDebug from 'debug';
 import { MAX_TOKEN_LENGTH } from '../tokens';
 import type { PolarRevoker } from '../revoker';
 import type { RevocationError, TokenTypeHint } from '../types';
-import { unseal, type OutboxKeys } from './crypto';
+import { warnOnce } from '../warnings';
+import { unseal, type OutboxKeyring } from './crypto';
 import type { OutboxConfig } from './options';
 import type { OutboxErrorCode, OutboxSettledEvent } from './types';
 
@@ -23,20 +26,26 @@ export interface StoredJob {
   sessionIdHash?: string;
 }
 
+/** A failure of one run: Polar's answer, or UNREADABLE_JOB. */
+export interface JobError {
+  code: OutboxErrorCode;
+  httpStatus?: number;
+}
+
 /** What a queue knows about a job between runs. */
 export interface JobHistory {
   /** Calls made in earlier runs. */
   attempts: number;
-  lastError: RevocationError | undefined;
+  lastError: JobError | undefined;
 }
 
 export type JobRun =
   | { kind: 'settled'; event: OutboxSettledEvent }
-  | { kind: 'retry'; delayMs: number; attempts: number; error: RevocationError };
+  | { kind: 'retry'; delayMs: number; attempts: number; error: JobError };
 
 export interface JobContext {
   config: OutboxConfig;
-  keys: OutboxKeys;
+  keys: OutboxKeyring;
   revoker: PolarRevoker;
 }
 
@@ -80,12 +89,7 @@ export function retryDelay(
   return Math.min(backoff.maxDelayMs, Math.round(step * (0.75 + Math.random() * 0.5)));
 }
 
-function settled(
-  job: StoredJob,
-  outcome: OutboxSettledEvent['outcome'],
-  attempts: number,
-  error?: { code: OutboxErrorCode; httpStatus?: number },
-): JobRun {
+function settled(job: StoredJob, outcome: OutboxSettledEvent['outcome'], attempts: number, error?: JobError): JobRun {
   const event: OutboxSettledEvent = {
     tokenType: job.hint,
     outcome,
@@ -100,12 +104,47 @@ function settled(
   return { kind: 'settled', event };
 }
 
+/** Warning codes (stable) for faults of the worker's configuration that keep jobs waiting. */
+export const WARNING_CODES = {
+  UNREADABLE_JOB: 'EPL_OUTBOX_UNREADABLE_JOB',
+  INVALID_CLIENT: 'EPL_OUTBOX_INVALID_CLIENT',
+} as const;
+
+const WARNINGS: Record<keyof typeof WARNING_CODES, string> = {
+  UNREADABLE_JOB:
+    'express-polar-logout: a queued revocation was sealed under an encryption key this worker does not have. ' +
+    'The job is kept in the outbox for a worker that has it. If the key (or the clientSecret it is derived from) ' +
+    'was rotated, list the old key after the new one: encryptionKey: [newKey, oldKey].',
+  INVALID_CLIENT:
+    "express-polar-logout: Polar refused the outbox worker's client credentials (invalid_client). Queued " +
+    'revocations are kept and retried with the longest backoff; check clientId, clientSecret and clientAuth.',
+};
+
+/** The longest step of the backoff (jittered downwards so parked jobs do not all wake at once). */
+function parkDelay(backoff: OutboxConfig['backoff']): number {
+  return retryDelay(Number.MAX_SAFE_INTEGER, undefined, backoff);
+}
+
+/** Only access tokens expire at Polar; a refresh token is worth revoking for as long as it takes. */
+function deadlineOf(ctx: JobContext, job: StoredJob): number {
+  return job.hint === 'access_token' ? job.queuedAt + ctx.config.maxAgeMs : Number.POSITIVE_INFINITY;
+}
+
+function retry(deadline: number, wantedMs: number, attempts: number, error: JobError): JobRun {
+  // Never sleep past the deadline: the run at the deadline abandons the access token.
+  const delayMs = Math.max(0, Math.min(wantedMs, deadline - Date.now()));
+  return { kind: 'retry', delayMs, attempts, error };
+}
+
 export async function runJob(ctx: JobContext, jobId: string, job: StoredJob, history: JobHistory): Promise<JobRun> {
-  const deadline = job.queuedAt + ctx.config.maxAgeMs;
-  if (Date.now() >= deadline) return settled(job, 'expired', history.attempts, history.lastError);
+  const deadline = deadlineOf(ctx, job);
+  if (Date.now() >= deadline) return settled(job, 'abandoned', history.attempts, history.lastError);
 
   const token = unseal(ctx.keys, job.sealedToken, jobId, job.hint);
-  if (token === undefined) return settled(job, 'rejected', history.attempts, { code: 'UNREADABLE_JOB' });
+  if (token === undefined) {
+    warnOnce(WARNING_CODES.UNREADABLE_JOB, WARNINGS.UNREADABLE_JOB);
+    return retry(deadline, parkDelay(ctx.config.backoff), history.attempts, { code: 'UNREADABLE_JOB' });
+  }
 
   const outcome = await ctx.revoker.revokeToken(token, job.hint, { retries: 0, timeoutMs: ctx.config.timeoutMs });
   const attempts = history.attempts + outcome.attempts;
@@ -114,12 +153,12 @@ export async function runJob(ctx: JobContext, jobId: string, job: StoredJob, his
   const failure = outcome.failure ?? { code: 'NETWORK_ERROR' as const, retryable: true };
   const error: RevocationError =
     failure.httpStatus === undefined ? { code: failure.code } : { code: failure.code, httpStatus: failure.httpStatus };
+  if (failure.code === 'INVALID_CLIENT') {
+    warnOnce(WARNING_CODES.INVALID_CLIENT, WARNINGS.INVALID_CLIENT);
+    return retry(deadline, parkDelay(ctx.config.backoff), attempts, error);
+  }
   if (!failure.retryable) return settled(job, 'rejected', attempts, error);
-
-  const wanted = retryDelay(attempts, failure.retryAfterMs, ctx.config.backoff);
-  // Never sleep past the deadline: the run at the deadline settles the job as expired.
-  const delayMs = Math.max(0, Math.min(wanted, deadline - Date.now()));
-  return { kind: 'retry', delayMs, attempts, error };
+  return retry(deadline, retryDelay(attempts, failure.retryAfterMs, ctx.config.backoff), attempts, error);
 }
 
 /** Calls onSettled, waiting at most `limitMs`; a throwing or slow hook changes nothing. */

@@ -38,8 +38,8 @@ export interface OutboxConfig {
   maxAgeMs: number;
   timeoutMs: number;
   onSettled: RevocationOutboxOptions['onSettled'];
-  /** Key material for HKDF: encryptionKey, or the client secret. */
-  keyMaterial: Buffer;
+  /** Key material for HKDF, current first: encryptionKey's keys, or the client secret. */
+  keyMaterials: Buffer[];
   clientId: string;
 }
 
@@ -107,12 +107,11 @@ function resolveBackoff(value: unknown): OutboxConfig['backoff'] {
   return { initialDelayMs, maxDelayMs };
 }
 
-function resolveKeyMaterial(value: unknown, clientSecret: string): Buffer {
-  if (value === undefined) return Buffer.from(clientSecret, 'utf8');
+function resolveKey(value: unknown, option: string): Buffer {
   if (typeof value === 'string') {
     if (value.length < MIN_KEY_LENGTH) {
       throw invalidOption(
-        'encryptionKey',
+        option,
         `must be at least ${MIN_KEY_LENGTH} characters of random text (e.g. openssl rand -base64 32).`,
       );
     }
@@ -120,14 +119,25 @@ function resolveKeyMaterial(value: unknown, clientSecret: string): Buffer {
   }
   if (value instanceof Uint8Array) {
     if (value.byteLength < MIN_KEY_LENGTH) {
-      throw invalidOption('encryptionKey', `must be at least ${MIN_KEY_LENGTH} random bytes.`);
+      throw invalidOption(option, `must be at least ${MIN_KEY_LENGTH} random bytes.`);
     }
     return Buffer.from(value);
   }
   throw invalidOption(
-    'encryptionKey',
-    `must be a string of at least ${MIN_KEY_LENGTH} characters or a Buffer of at least ${MIN_KEY_LENGTH} bytes.`,
+    option,
+    `must be a string of at least ${MIN_KEY_LENGTH} characters or a Buffer of at least ${MIN_KEY_LENGTH} bytes` +
+      (option === 'encryptionKey' ? ', or an array of them (the current key first, then older ones).' : '.'),
   );
+}
+
+/** The keyring's material, current first: `encryptionKey` (one key or a list), or the client secret. */
+function resolveKeyMaterials(value: unknown, clientSecret: string): Buffer[] {
+  if (value === undefined) return [Buffer.from(clientSecret, 'utf8')];
+  if (!Array.isArray(value)) return [resolveKey(value, 'encryptionKey')];
+  if (value.length === 0) {
+    throw invalidOption('encryptionKey', 'must list at least one key: [currentKey, ...olderKeys].');
+  }
+  return value.map((key: unknown, index) => resolveKey(key, `encryptionKey[${index}]`));
 }
 
 export function resolveOutboxConfig(options: RevocationOutboxOptions): OutboxConfig {
@@ -166,7 +176,7 @@ export function resolveOutboxConfig(options: RevocationOutboxOptions): OutboxCon
     maxAgeMs: integer(options.maxAgeMs, 'maxAgeMs', DEFAULT_MAX_AGE_MS, 100, MAX_MAX_AGE_MS),
     timeoutMs,
     onSettled,
-    keyMaterial: resolveKeyMaterial(options.encryptionKey, client.clientSecret),
+    keyMaterials: resolveKeyMaterials(options.encryptionKey, client.clientSecret),
     clientId: client.clientId,
   };
 }

@@ -29,17 +29,25 @@ export interface OutboxBackoffOptions {
   maxDelayMs?: number;
 }
 
-/** Why a queued token was given up on. */
+/** Why a queued token was refused, or the last failure before it was abandoned. */
 export type OutboxErrorCode =
   | RevocationErrorCode
-  /** The queued token could not be decrypted: `encryptionKey` (or `clientSecret`) changed since it was queued. */
+  /**
+   * No key of this worker's `encryptionKey` (or `clientSecret`) opens the queued token: it was sealed under a key
+   * this worker does not list. The job is kept for a worker that has the key; it never settles `rejected` for this.
+   */
   | 'UNREADABLE_JOB';
 
 /** The end of one queued token, handed to `onSettled`. Nothing secret: no token, no session id. */
 export interface OutboxSettledEvent {
   tokenType: TokenTypeHint;
-  /** `revoked`: Polar confirmed; `rejected`: Polar refused it for good (400, 401); `expired`: `maxAgeMs` passed. */
-  outcome: 'revoked' | 'rejected' | 'expired';
+  /**
+   * `revoked`: Polar confirmed. `rejected`: Polar refused the token itself for good (400, e.g. `invalid_grant`).
+   * `abandoned`: an access token older than `maxAgeMs` that could not be revoked (it has expired at Polar by
+   * then). Refresh tokens never expire at Polar and are never abandoned. A fault of this worker's configuration
+   * (`INVALID_CLIENT`, `UNREADABLE_JOB`) never settles a job: it is kept and retried, and a warning says what to fix.
+   */
+  outcome: 'revoked' | 'rejected' | 'abandoned';
   /** Calls the outbox made to Polar for this token (the logout's own calls are not counted). */
   attempts: number;
   /** When the token was queued (ISO 8601). */
@@ -48,9 +56,12 @@ export interface OutboxSettledEvent {
   settledAt: string;
   /** The logout's `sessionIdHash`, to correlate with its LogoutEvent. */
   sessionIdHash: string | undefined;
-  /** For `rejected`, why; for `expired`, the last failure (absent when no call was made). */
+  /** For `rejected`, why; for `abandoned`, the last failure (absent when no attempt was made). */
   error?: { code: OutboxErrorCode; httpStatus?: number };
 }
+
+/** One key: at least 32 characters of random text, or at least 32 random bytes. */
+export type OutboxEncryptionKey = string | Uint8Array;
 
 /** Options of createRevocationOutbox(). */
 export interface RevocationOutboxOptions extends PolarClientOptions {
@@ -62,14 +73,22 @@ export interface RevocationOutboxOptions extends PolarClientOptions {
   concurrency?: number;
   /** How retries are spaced. A `Retry-After` from Polar is honoured. */
   backoff?: OutboxBackoffOptions;
-  /** Give a queued token up after this many ms (its access token has expired at Polar). Default 10 days. */
+  /**
+   * Give a queued access token up (`abandoned`) after this many ms: by then it has expired at Polar (10 days for
+   * the authorization-code grant). Refresh tokens never expire at Polar: they are retried until revoked, whatever
+   * this says. Default 10 days.
+   */
   maxAgeMs?: number;
   /** Budget in ms for one call to Polar. Default 5000. It also sizes the worker's lock (see the README). */
   timeoutMs?: number;
   /** Audit hook for each queued token's end; awaited at most `timeoutMs`; its errors go to `debug` only. */
   onSettled?: (event: OutboxSettledEvent) => void | Promise<void>;
-  /** Key material (at least 32 bytes or characters) for encrypting queued tokens. Default: derived from `clientSecret`. */
-  encryptionKey?: string | Uint8Array;
+  /**
+   * Key material (each at least 32 bytes or characters) for encrypting queued tokens. Default: derived from
+   * `clientSecret`. A list is a keyring, `[currentKey, ...olderKeys]`: tokens are sealed under the first, and
+   * opened with whichever key sealed them, so workers can drain jobs queued before a rotation.
+   */
+  encryptionKey?: OutboxEncryptionKey | readonly OutboxEncryptionKey[];
 }
 
 /** Jobs not settled yet. */

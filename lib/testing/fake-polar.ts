@@ -1,8 +1,12 @@
 /**
  * A local stand-in for Polar's OAuth2 token endpoints, over real HTTP on 127.0.0.1, for tests and examples.
- * It behaves like Polar's revocation endpoint (RFC 7009): checks the content type and the client
- * credentials (body or HTTP Basic), answers 401 invalid_client for bad ones, 200 {} for tokens it does not
- * know, and revoking a refresh token ends its whole grant. It can also misbehave on demand.
+ * It behaves like Polar's revocation endpoint (authlib's RFC 7009 endpoint over one database row per
+ * issuance, see polarsource/polar server/polar/oauth2/authorization_server.py): client credentials in the
+ * body or as HTTP Basic (percent-decoded like Python's `unquote`: `+` stays `+`), 401 invalid_client for
+ * bad ones, 400 unsupported_token_type for an unknown hint, 400 invalid_grant for a token of another
+ * client, 200 {} for tokens it does not know. Revoking either token of an issuance ends the access token
+ * and, unless the hint was `access_token`, the refresh token; a row with either revoked counts as revoked,
+ * so its refresh token is refused too. It can also misbehave on demand.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -53,6 +57,11 @@ export interface FakeTokenPair {
   refreshToken: string;
 }
 
+export interface IssueTokensOptions {
+  /** The OAuth client the pair is issued to. Default: the stand-in's own `clientId`. */
+  clientId?: string;
+}
+
 export interface FakePolarOptions {
   clientId?: string;
   clientSecret?: string;
@@ -75,10 +84,21 @@ export interface FakePolar {
   readonly connections: number;
   /** Most revocation requests in progress at the same time. */
   readonly maxConcurrent: number;
-  /** Issues an access token and a refresh token that belong to one grant. */
-  issueTokens(): FakeTokenPair;
-  /** Whether a token was issued here and is not revoked. */
+  /**
+   * Issues an access token and its refresh token: one issuance (Polar's one row). A token issued to another
+   * `clientId` is refused with 400 invalid_grant when this stand-in's client revokes it.
+   */
+  issueTokens(options?: IssueTokensOptions): FakeTokenPair;
+  /**
+   * Whether a token was issued here and its issuance is not revoked. As at Polar, revoking the access token
+   * also makes its refresh token inactive (the row counts as revoked once either token is).
+   */
   isActive(token: string): boolean;
+  /**
+   * Polar's refresh grant: a new pair for an active refresh token, whose old issuance is revoked (rotation);
+   * `undefined` (Polar: 400 invalid_grant) for a revoked, unknown or access token.
+   */
+  refresh(refreshToken: string): FakeTokenPair | undefined;
   /** Misbehave for calls matching `scope` (faults added later take precedence). */
   fail(fault: FakeFault, scope?: FaultScope): void;
   /** Stop misbehaving. */
@@ -122,18 +142,35 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   res.end(text);
 }
 
+/**
+ * Python's `urllib.parse.unquote`, as authlib applies it to Basic credentials: runs of %XX become UTF-8
+ * (invalid bytes replaced), a malformed % stays as it is, and `+` stays `+` (it is not form encoding).
+ */
+function unquote(value: string): string {
+  return value.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => Buffer.from(run.replace(/%/g, ''), 'hex').toString('utf8'));
+}
+
 function basicCredentials(header: string | undefined): { id: string; secret: string } | undefined {
   if (!header?.startsWith('Basic ')) return undefined;
   const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon < 0) return undefined;
-  const unform = (v: string): string => decodeURIComponent(v.replace(/\+/g, ' '));
-  try {
-    return { id: unform(decoded.slice(0, colon)), secret: unform(decoded.slice(colon + 1)) };
-  } catch {
-    return undefined;
-  }
+  return { id: unquote(decoded.slice(0, colon)), secret: unquote(decoded.slice(colon + 1)) };
 }
+
+/** One issuance: Polar's OAuth2Token row, which holds both tokens and a revocation time for each. */
+interface Issuance {
+  clientId: string;
+  accessToken: string;
+  refreshToken: string;
+  accessRevoked: boolean;
+  refreshRevoked: boolean;
+}
+
+const HINTS: ReadonlySet<string> = new Set<FakeTokenTypeHint>(['access_token', 'refresh_token']);
+
+/** What the revocation endpoint answers when no fault applies. */
+type RevokeAnswer = { status: 200 } | { status: 400 | 401; error: string };
 
 export async function startFakePolar(options: FakePolarOptions = {}): Promise<FakePolar> {
   const clientId = options.clientId ?? `polar_ci_${randomBytes(8).toString('hex')}`;
@@ -145,12 +182,9 @@ export async function startFakePolar(options: FakePolarOptions = {}): Promise<Fa
   let inFlight = 0;
   let maxConcurrent = 0;
 
-  // token -> grant id; a revoked grant kills both of its tokens.
-  const grantOf = new Map<string, number>();
-  const revokedTokens = new Set<string>();
-  const revokedGrants = new Set<number>();
-  const refreshTokens = new Set<string>();
-  let nextGrant = 1;
+  // Polar looks a token up by its access or refresh column, as the hint says (either without one).
+  const byAccessToken = new Map<string, Issuance>();
+  const byRefreshToken = new Map<string, Issuance>();
 
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -175,17 +209,31 @@ export async function startFakePolar(options: FakePolarOptions = {}): Promise<Fa
     return undefined;
   }
 
+  /** Polar's `is_revoked()`: a row is revoked once either of its tokens is. */
+  const isRevoked = (row: Issuance): boolean => row.accessRevoked || row.refreshRevoked;
+
   function isActive(token: string): boolean {
-    const grant = grantOf.get(token);
-    return grant !== undefined && !revokedTokens.has(token) && !revokedGrants.has(grant);
+    const row = byAccessToken.get(token) ?? byRefreshToken.get(token);
+    return row !== undefined && !isRevoked(row);
   }
 
-  function revoke(token: string): void {
-    const grant = grantOf.get(token);
-    if (grant === undefined) return; // RFC 7009: unknown tokens are answered 200 all the same
-    if (refreshTokens.has(token))
-      revokedGrants.add(grant); // Polar ends the whole grant
-    else revokedTokens.add(token);
+  function issue(owner: string): FakeTokenPair {
+    const row: Issuance = {
+      clientId: owner,
+      accessToken: `polar_at_u_${randomBytes(24).toString('base64url')}`,
+      refreshToken: `polar_rt_u_${randomBytes(24).toString('base64url')}`,
+      accessRevoked: false,
+      refreshRevoked: false,
+    };
+    byAccessToken.set(row.accessToken, row);
+    byRefreshToken.set(row.refreshToken, row);
+    return { accessToken: row.accessToken, refreshToken: row.refreshToken };
+  }
+
+  function findRow(token: string, hint: string | undefined): Issuance | undefined {
+    if (hint === 'access_token') return byAccessToken.get(token);
+    if (hint === 'refresh_token') return byRefreshToken.get(token);
+    return byAccessToken.get(token) ?? byRefreshToken.get(token);
   }
 
   function authenticate(
@@ -269,21 +317,30 @@ export async function startFakePolar(options: FakePolarOptions = {}): Promise<Fa
         res.end(fault.body ?? (fault.status >= 400 ? JSON.stringify({ error: 'server_error' }) : '{}'));
         return;
       }
-      const status = answerRevoke(call, contentType, form);
-      done(status);
-      if (status === 200) sendJson(res, 200, {});
-      else if (status === 401) sendJson(res, 401, { error: 'invalid_client' }, { 'WWW-Authenticate': 'Basic' });
-      else sendJson(res, 400, { error: 'invalid_request' });
+      const answer = answerRevoke(call, contentType, form);
+      done(answer.status);
+      if (answer.status === 200) sendJson(res, 200, {});
+      else if (answer.status === 401) sendJson(res, 401, { error: answer.error }, { 'WWW-Authenticate': 'Basic' });
+      else sendJson(res, 400, { error: answer.error });
     });
   }
 
-  function answerRevoke(call: FakeRevokeCall, contentType: string | undefined, form: URLSearchParams): number {
-    if (!contentType?.toLowerCase().startsWith('application/x-www-form-urlencoded')) return 400;
-    if (!call.authenticated) return 401;
+  /** authlib's order: the body, the client, the parameters, the token's owner; then Polar's revoke_token(). */
+  function answerRevoke(call: FakeRevokeCall, contentType: string | undefined, form: URLSearchParams): RevokeAnswer {
+    if (!contentType?.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
+      return { status: 400, error: 'invalid_request' };
+    }
+    if (!call.authenticated) return { status: 401, error: 'invalid_client' };
     const token = form.get('token');
-    if (!token) return 400;
-    revoke(token);
-    return 200;
+    if (token === null) return { status: 400, error: 'invalid_request' };
+    const hint = call.hint || undefined; // an empty hint is no hint
+    if (hint !== undefined && !HINTS.has(hint)) return { status: 400, error: 'unsupported_token_type' };
+    const row = findRow(token, hint);
+    if (!row) return { status: 200 }; // RFC 7009 §2.2: unknown tokens are answered 200 all the same
+    if (row.clientId !== clientId) return { status: 400, error: 'invalid_grant' };
+    row.accessRevoked = true;
+    if (hint !== 'access_token') row.refreshRevoked = true;
+    return { status: 200 };
   }
 
   const server = http.createServer((req, res) => {
@@ -320,16 +377,19 @@ export async function startFakePolar(options: FakePolarOptions = {}): Promise<Fa
     get maxConcurrent() {
       return maxConcurrent;
     },
-    issueTokens() {
-      const grant = nextGrant++;
-      const accessToken = `polar_at_u_${randomBytes(24).toString('base64url')}`;
-      const refreshToken = `polar_rt_u_${randomBytes(24).toString('base64url')}`;
-      grantOf.set(accessToken, grant);
-      grantOf.set(refreshToken, grant);
-      refreshTokens.add(refreshToken);
-      return { accessToken, refreshToken };
+    issueTokens(issueOptions = {}) {
+      const owner = issueOptions.clientId ?? clientId;
+      if (typeof owner !== 'string' || owner === '') throw new TypeError('issueTokens: clientId must be a string.');
+      return issue(owner);
     },
     isActive,
+    refresh(refreshToken) {
+      const row = byRefreshToken.get(refreshToken);
+      if (!row || isRevoked(row)) return undefined;
+      // Rotation: the old row's refresh token is revoked, and its access token counts as revoked with it.
+      row.refreshRevoked = true;
+      return issue(row.clientId);
+    },
     fail(fault, scope = {}) {
       faults.push({ fault, remaining: scope.times ?? Number.POSITIVE_INFINITY, hint: scope.hint });
     },

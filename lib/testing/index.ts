@@ -8,4 +8,5 @@ export {
   type FakeTokenPair,
   type FakeTokenTypeHint,
   type FaultScope,
+  type IssueTokensOptions,
 } from './fake-polar';

@@ -17,9 +17,23 @@ import { startSwitch, type PortSwitch } from './support/switch';
 
 type Mode = 'memory' | 'redis';
 
-/** Every secret the tests handled, and everything the tests saw (events, errors), for the scans. */
+/** Every secret the tests handled, and everything the tests saw (events, errors, warnings), for the scans. */
 const secrets = new Set<string>();
 const seen: string[] = [];
+
+/**
+ * Process warnings of this library (once per code per process). Watched at process.emitWarning, which still
+ * runs: jest's sandboxed `process` does not deliver 'warning' events to listeners added here.
+ */
+const warnings: { message: string; type: unknown; code: unknown }[] = [];
+const emitWarning = jest.spyOn(process, 'emitWarning');
+const warned = (code: string) => {
+  for (const [message, options] of emitWarning.mock.calls.splice(0)) {
+    const { type, code: c } = (typeof options === 'object' ? options : {}) as { type?: unknown; code?: unknown };
+    warnings.push({ message: String(message), type, code: c });
+  }
+  return warnings.filter((w) => w.code === code && w.type === 'PolarLogoutWarning');
+};
 
 function suite(mode: Mode): void {
   let redis: RedisServer | undefined;
@@ -28,6 +42,7 @@ function suite(mode: Mode): void {
   const outboxes: RevocationOutbox[] = [];
   const apps: OutboxApp[] = [];
   const switches: PortSwitch[] = [];
+  const inspectors: Redis[] = [];
 
   beforeAll(async () => {
     if (mode === 'redis') redis = await startRedisServer();
@@ -47,6 +62,7 @@ function suite(mode: Mode): void {
     await Promise.all(outboxes.splice(0).map((o) => o.close()));
     for (const app of apps.splice(0)) app.close();
     await Promise.all(switches.splice(0).map((s) => s.close()));
+    for (const client of inspectors.splice(0)) client.disconnect();
     await fake.close();
   });
 
@@ -262,10 +278,10 @@ function suite(mode: Mode): void {
     expect(await pending(o)).toBe(0);
   });
 
-  it('a 400 or 401 answer to the outbox settles the job as rejected, without retrying', async () => {
+  it('a 400 answer to the outbox (the token itself refused) settles the job as rejected, without retrying', async () => {
     const o = outbox();
     const token = issue();
-    fake.fail({ type: 'status', status: 401, body: JSON.stringify({ error: 'invalid_client' }) });
+    fake.fail({ type: 'status', status: 400, body: JSON.stringify({ error: 'invalid_grant' }) });
     await o.enqueue(token, 'access_token', { sessionIdHash: '0123456789abcdef' });
     await waitFor(() => settled.length === 1, 5000, 'onSettled');
     expect(settled[0]).toMatchObject({
@@ -273,7 +289,7 @@ function suite(mode: Mode): void {
       outcome: 'rejected',
       attempts: 1,
       sessionIdHash: '0123456789abcdef',
-      error: { code: 'INVALID_CLIENT', httpStatus: 401 },
+      error: { code: 'REJECTED', httpStatus: 400 },
     });
     await sleep(400);
     expect(callsFor(token)).toHaveLength(1);
@@ -281,16 +297,50 @@ function suite(mode: Mode): void {
     expect(await pending(o)).toBe(0);
   });
 
-  it("maxAgeMs: a token Polar never confirms is given up as 'expired'", async () => {
+  it('credentials Polar refuses (401 invalid_client) keep the job, retried with the longest backoff, and warn', async () => {
+    const wrongSecret = 'polar_cs_wrong_secret_for_this_test_0123456789';
+    secrets.add(wrongSecret);
+    const before = debugOutput.length;
+    const o = outbox({ clientSecret: wrongSecret, encryptionKey: 'k'.repeat(32) });
+    const token = issue();
+    await o.enqueue(token, 'refresh_token', {});
+    await waitFor(() => callsFor(token).length >= 3, 5000, 'retries with bad credentials');
+    const calls = callsFor(token);
+    expect(calls.every((c) => c.result === 401 && !c.authenticated)).toBe(true);
+    // The longest step (400 ms, jittered down by at most 25 %), not the first (100 ms).
+    for (let i = 1; i < calls.length; i += 1) {
+      expect(calls[i]!.receivedAt - calls[i - 1]!.answeredAt!).toBeGreaterThanOrEqual(290);
+    }
+    expect(settled).toEqual([]); // never "rejected": the fault is this worker's, not the token's
+    expect(await pending(o)).toBe(1);
+    expect(fake.isActive(token)).toBe(true);
+    // Warned once per process, with a stable code and what to fix; debug sees every occurrence.
+    expect(warned('EPL_OUTBOX_INVALID_CLIENT')).toHaveLength(1);
+    expect(warned('EPL_OUTBOX_INVALID_CLIENT')[0]!.message).toMatch(/check clientId, clientSecret/);
+    expect(
+      debugOutput.slice(before).filter((l) => l.includes('EPL_OUTBOX_INVALID_CLIENT')).length,
+    ).toBeGreaterThanOrEqual(2);
+    if (redis) {
+      // A worker with the right credentials (same encryptionKey) revokes it.
+      await o.close();
+      const good: OutboxSettledEvent[] = [];
+      outbox({ encryptionKey: 'k'.repeat(32), onSettled: (e) => void good.push(e) });
+      await waitFor(() => !fake.isActive(token), 5000, 'revocation by a well-configured worker');
+      await waitFor(() => good.length === 1, 2000, 'onSettled');
+      expect(good[0]).toMatchObject({ outcome: 'revoked', attempts: callsFor(token).length });
+    }
+  });
+
+  it("maxAgeMs: an access token Polar never confirms is given up as 'abandoned'", async () => {
     const o = outbox({ maxAgeMs: 1200 });
     const token = issue();
     fake.fail({ type: 'status', status: 503 });
-    await o.enqueue(token, 'refresh_token', {});
-    await waitFor(() => settled.length === 1, 5000, 'expiry');
+    await o.enqueue(token, 'access_token', {});
+    await waitFor(() => settled.length === 1, 5000, 'abandonment');
     const [event] = settled;
     expect(event).toMatchObject({
-      tokenType: 'refresh_token',
-      outcome: 'expired',
+      tokenType: 'access_token',
+      outcome: 'abandoned',
       error: { code: 'SERVER_ERROR', httpStatus: 503 },
     });
     expect(event!.sessionIdHash).toBeUndefined();
@@ -303,6 +353,31 @@ function suite(mode: Mode): void {
     await sleep(500);
     expect(callsFor(token)).toHaveLength(calls);
     expect(fake.isActive(token)).toBe(true);
+    expect(await pending(o)).toBe(0);
+  });
+
+  it('maxAgeMs never gives up on a refresh token: Polar keeps it valid until it is revoked', async () => {
+    const o = outbox({ maxAgeMs: 600 });
+    const { accessToken, refreshToken } = fake.issueTokens();
+    secrets.add(accessToken).add(refreshToken);
+    fake.fail({ type: 'status', status: 503 });
+    await o.enqueue(refreshToken, 'refresh_token', {});
+    await o.enqueue(accessToken, 'access_token', {});
+    await waitFor(() => settled.length === 1, 5000, 'the access token abandoned');
+    expect(settled[0]).toMatchObject({ tokenType: 'access_token', outcome: 'abandoned' });
+    // Well past maxAgeMs the refresh token is still queued and still tried.
+    await sleep(1000);
+    const callsSoFar = callsFor(refreshToken).length;
+    await waitFor(() => callsFor(refreshToken).length > callsSoFar, 3000, 'a later attempt');
+    expect(settled).toHaveLength(1);
+    expect(await pending(o)).toBe(1);
+    fake.heal();
+    await waitFor(() => settled.length === 2, 5000, 'the refresh token revoked');
+    const event = settled[1]!;
+    expect(event).toMatchObject({ tokenType: 'refresh_token', outcome: 'revoked' });
+    expect(Date.parse(event.settledAt) - Date.parse(event.queuedAt)).toBeGreaterThan(1200);
+    expect(event.attempts).toBe(callsFor(refreshToken).length);
+    expect(fake.isActive(refreshToken)).toBe(false);
     expect(await pending(o)).toBe(0);
   });
 
@@ -426,30 +501,74 @@ function suite(mode: Mode): void {
       }
     });
 
-    it("a job sealed under another encryptionKey is settled 'rejected' (UNREADABLE_JOB), never sent", async () => {
-      const producer = outbox({ worker: false, encryptionKey: 'a'.repeat(32) });
+    it('a job sealed under a key this worker lacks stays in Redis, warned about, until a worker with the key revokes it', async () => {
+      const [k1, k2] = ['1'.repeat(32), '2'.repeat(32)];
+      const inspect = new Redis(redis!.url);
+      inspectors.push(inspect);
+      const producer = outbox({ worker: false, encryptionKey: k1 });
       const token = issue();
-      await producer.enqueue(token, 'access_token', { sessionIdHash: 'abcdef0123456789' });
-      outbox({ encryptionKey: 'b'.repeat(32) });
-      await waitFor(() => settled.length === 1, 5000, 'onSettled');
+      await producer.enqueue(token, 'refresh_token', { sessionIdHash: 'abcdef0123456789' });
+      const [jobKey] = (await redis!.keys('express-polar-logout:revocations-*:rv-*')).filter((k) =>
+        /:rv-[0-9a-f]{32}$/.test(k),
+      );
+      expect(jobKey).toBeDefined();
+      const queueKey = jobKey!.slice(0, jobKey!.lastIndexOf(':'));
+      const jobId = jobKey!.slice(queueKey.length + 1);
+
+      const before = debugOutput.length;
+      const wrong = outbox({ encryptionKey: k2 });
+      await waitFor(
+        () => debugOutput.slice(before).some((l) => l.includes('attempt 0 failed (UNREADABLE_JOB)')),
+        5000,
+        'the worker without the key to try it',
+      );
+      await wrong.close();
+      // Kept: the job's hash is still there, delayed for a later try, not completed nor failed for good.
+      expect(await inspect.exists(jobKey!)).toBe(1);
+      expect(await inspect.zscore(`${queueKey}:delayed`, jobId)).not.toBeNull();
+      expect(await inspect.zscore(`${queueKey}:failed`, jobId)).toBeNull();
+      expect(await inspect.hget(jobKey!, 'failedReason')).toBe('revocation failed: UNREADABLE_JOB; calls: 0');
+      expect(settled).toEqual([]);
+      expect(fake.calls).toHaveLength(0);
+      const [warning] = warned('EPL_OUTBOX_UNREADABLE_JOB');
+      expect(warning).toBeDefined();
+      expect(warning!.message).toMatch(/encryptionKey: \[newKey, oldKey\]/);
+      for (const key of [k1, k2]) expect(warning!.message).not.toContain(key);
+
+      // A worker that lists both keys (the new one first) opens it and revokes it at Polar.
+      const ring = outbox({ encryptionKey: [k2, k1] });
+      await waitFor(() => !fake.isActive(token), 5000, 'revocation by the worker with the keyring');
+      await waitFor(() => settled.length === 1, 2000, 'onSettled');
       expect(settled[0]).toMatchObject({
-        outcome: 'rejected',
-        attempts: 0,
-        error: { code: 'UNREADABLE_JOB' },
+        tokenType: 'refresh_token',
+        outcome: 'revoked',
+        attempts: 1, // the runs that could not open it made no call
         sessionIdHash: 'abcdef0123456789',
       });
-      expect(fake.calls).toHaveLength(0);
+      expect(callsFor(token)).toEqual([expect.objectContaining({ result: 200, authenticated: true })]);
+      await waitFor(async () => (await inspect.exists(jobKey!)) === 0, 3000, 'the job removed once done');
+      expect(await pending(ring)).toBe(0);
     });
 
     it('with the same encryptionKey, a job queued by one outbox is revoked by another', async () => {
       const key = Buffer.alloc(32, 9);
       const producer = outbox({ worker: false, encryptionKey: key });
       const token = issue();
-      await producer.enqueue(token, 'access_token', {});
+      await producer.enqueue(token, 'access_token', { sessionIdHash: '0123456789abcdef' });
       await sleep(300);
       expect(fake.isActive(token)).toBe(true);
-      await producer.runWorker();
-      await waitFor(() => !fake.isActive(token), 5000, 'revocation');
+      expect(await pending(producer)).toBe(1);
+      // A second, independent instance with its own connections and worker, as another process would have.
+      const other: OutboxSettledEvent[] = [];
+      const consumer = outbox({ encryptionKey: Buffer.from(key), onSettled: (e) => void other.push(e) });
+      await waitFor(() => !fake.isActive(token), 5000, 'revocation by the other outbox');
+      await waitFor(() => other.length === 1, 2000, "the other outbox's onSettled");
+      expect(other[0]).toMatchObject({ outcome: 'revoked', attempts: 1, sessionIdHash: '0123456789abcdef' });
+      expect(settled).toEqual([]); // the producer ran no worker, so its hook saw nothing
+      expect(callsFor(token)).toHaveLength(1);
+      // onSettled runs inside the job's run: the job leaves Redis just after it.
+      await waitFor(async () => (await pending(consumer)) === 0, 3000, 'the job removed once done');
+      expect(await pending(producer)).toBe(0);
     });
   }
 }
@@ -458,7 +577,9 @@ describe('in-memory outbox', () => suite('memory'));
 describeWithRedis('Redis outbox (BullMQ)', () => suite('redis'));
 
 afterAll(() => {
-  // Nothing the tests handled leaked into debug output, audit events, settled events or errors.
-  const everything = [...debugOutput, ...seen].join('\n');
+  warned('');
+  emitWarning.mockRestore();
+  // Nothing the tests handled leaked into debug output, audit events, settled events, errors or warnings.
+  const everything = [...debugOutput, ...seen, ...warnings.map((w) => `${w.message} ${String(w.code)}`)].join('\n');
   for (const secret of secrets) expect(everything).not.toContain(secret);
 });

@@ -3,6 +3,8 @@
  * the very same rules, then its own, with messages that name the option and never echo a secret.
  */
 import { createRevocationOutbox, polarLogout, PolarLogoutError, type RevocationOutboxOptions } from '../../lib';
+import { deriveKeyring, jobIdOf, seal, unseal } from '../../lib/outbox/crypto';
+import { resolveOutboxConfig } from '../../lib/outbox/options';
 
 const SECRET = 'polar_cs_options_test_0123456789abcdef';
 const base = { clientId: 'polar_ci_options', clientSecret: SECRET, baseUrl: 'http://127.0.0.1:9' };
@@ -61,6 +63,15 @@ describe('createRevocationOutbox() options', () => {
     ['encryptionKey short string', { encryptionKey: 'short-key' }, 'encryptionKey', /at least 32 characters/],
     ['encryptionKey short buffer', { encryptionKey: Buffer.alloc(16) }, 'encryptionKey', /at least 32 random bytes/],
     ['encryptionKey number', { encryptionKey: 42 }, 'encryptionKey', /string of at least 32 characters or a Buffer/],
+    ['encryptionKey empty list', { encryptionKey: [] }, 'encryptionKey', /at least one key: \[currentKey/],
+    ['encryptionKey short in list', { encryptionKey: ['short-key'] }, 'encryptionKey[0]', /at least 32 characters/],
+    [
+      'encryptionKey short older key',
+      { encryptionKey: ['k'.repeat(32), Buffer.alloc(8)] },
+      'encryptionKey[1]',
+      /at least 32 random bytes/,
+    ],
+    ['encryptionKey number in list', { encryptionKey: ['k'.repeat(32), 7] }, 'encryptionKey[1]', /or a Buffer/],
   ])('%s', (_name, override, option, message) => {
     const err = error({ ...base, ...override });
     expect(err.code).toBe('INVALID_OPTION');
@@ -110,10 +121,38 @@ describe('createRevocationOutbox() options', () => {
       backoff: { initialDelayMs: 500, maxDelayMs: 60_000 },
       maxAgeMs: 3_600_000,
       onSettled: () => undefined,
-      encryptionKey: Buffer.alloc(32, 7),
+      encryptionKey: [Buffer.alloc(32, 7), 'an-older-key-of-at-least-32-characters'],
     });
     expect(outbox.mode).toBe('memory');
     expect(await outbox.counts()).toEqual({ waiting: 0, delayed: 0, active: 0 });
     await outbox.close();
+  });
+
+  it('never echoes an encryption key', () => {
+    const key = 'short-but-secret-key-value';
+    expect(error({ ...base, encryptionKey: key }).message).not.toContain(key);
+    expect(error({ ...base, encryptionKey: ['k'.repeat(32), key] }).message).not.toContain(key);
+  });
+
+  it('accepts a keyring; the current key is the first', () => {
+    const ring = deriveKeyring(
+      resolveOutboxConfig({ ...base, encryptionKey: ['n'.repeat(32), 'o'.repeat(32)] }).keyMaterials,
+    );
+    expect(ring.all).toHaveLength(2);
+    expect(ring.current.id).toBe(deriveKeyring([Buffer.from('n'.repeat(32))]).current.id);
+  });
+
+  it('rotating clientSecret: encryptionKey [newKey, oldClientSecret] opens jobs queued under the old secret', () => {
+    const token = 'polar_rt_rotation_test_token';
+    const before = deriveKeyring(resolveOutboxConfig(base).keyMaterials);
+    const id = jobIdOf(before.current, token);
+    const sealed = seal(before, token, id, 'refresh_token');
+    const newSecret = 'polar_cs_the_new_secret_0123456789abcdef';
+    const after = deriveKeyring(resolveOutboxConfig({ ...base, clientSecret: newSecret }).keyMaterials);
+    expect(unseal(after, sealed, id, 'refresh_token')).toBeUndefined();
+    const ring = deriveKeyring(
+      resolveOutboxConfig({ ...base, clientSecret: newSecret, encryptionKey: ['n'.repeat(32), SECRET] }).keyMaterials,
+    );
+    expect(unseal(ring, sealed, id, 'refresh_token')).toBe(token);
   });
 });

@@ -8,11 +8,21 @@ import './support/debug-everything';
 import { format } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import createDebug from 'debug';
-import type { LogoutEvent, RevocationErrorCode, TokenOutcome, TokenTypeHint } from '../../lib';
+import session from 'express-session';
+import request from 'supertest';
+import {
+  createRedisTombstones,
+  guardSessionStore,
+  type LogoutEvent,
+  type RevocationErrorCode,
+  type TokenOutcome,
+  type TokenTypeHint,
+} from '../../lib';
 import { capture, cookieHeader, createHarness, debugOutput, type Harness } from '../support/harness';
 import { figure, info } from './support/figures';
 import { captureStderr, trackUnhandled } from './support/process';
 import { findLeaks, sessionSecrets } from './support/secrets';
+import { connectNodeRedis, describeWithRedis, startRedisServer } from '../support/redis-server';
 
 createDebug.enable('*'); // the harness narrowed it to our namespaces; the scan wants everything
 
@@ -422,5 +432,77 @@ describe('faults at Polar, under both failure policies', () => {
   it('raises no unhandled rejection or uncaught exception', () => {
     figure(SECTION, 'unhandled rejections / uncaught exceptions', unhandled.count, '0', unhandled.count === 0);
     expect(unhandled.descriptions).toEqual([]);
+  });
+});
+
+describeWithRedis('faults at the tombstone store (guardSessionStore with Redis tombstones)', () => {
+  const unhandled = trackUnhandled();
+  afterAll(() => unhandled.stop());
+
+  it('Redis killed: reads keep working, logouts log out and say the tombstone is missing, nothing leaks', async () => {
+    const TOMBSTONE_TIMEOUT_MS = 200;
+    const USERS = 12;
+    const redis = await startRedisServer();
+    const client = await connectNodeRedis(redis.url);
+    const inner = new session.MemoryStore();
+    const store = guardSessionStore(inner, {
+      tombstones: createRedisTombstones({ client }),
+      tombstoneTimeoutMs: TOMBSTONE_TIMEOUT_MS,
+    });
+    const h = await createHarness({ store, logout: { timeoutMs: BUDGET_MS } });
+    h.app.get('/whoami', (req, res) => void res.json({ user: (req.session as { user?: string }).user ?? null }));
+    debugOutput.length = 0;
+    try {
+      const users = [];
+      for (let i = 0; i < USERS; i += 1) users.push(await h.login()); // the harness logs in one at a time
+      await redis.kill();
+
+      const readStarted = performance.now();
+      const reads = await Promise.all(users.map((u) => request(h.app).get('/whoami').set('Cookie', u.cookie)));
+      const readMs = performance.now() - readStarted;
+      const readsOk = reads.filter((r) => r.status === 200 && (r.body as { user?: string }).user === 'ada').length;
+      figure(
+        SECTION,
+        `tombstone Redis killed: signed-in reads answered (${USERS} at once)`,
+        `${readsOk}/${USERS} in ${Math.round(readMs)} ms`,
+        `${USERS}/${USERS}, < 5000 ms`,
+        readsOk === USERS && readMs < 5000,
+      );
+
+      const logoutStarted = performance.now();
+      const logouts = await Promise.all(users.map((u) => h.post(u.cookie)));
+      const logoutMs = performance.now() - logoutStarted;
+      const left = (
+        await Promise.all(users.map((u) => new Promise((r) => inner.get(u.sessionId, (_e, v) => r(v)))))
+      ).filter(Boolean).length;
+      const reported = h.events.filter((e) => e.loggedOut && e.error?.code === 'TOMBSTONE_FAILED').length;
+      const ok303 = logouts.filter((r) => r.status === 303).length;
+      figure(
+        SECTION,
+        'tombstone Redis killed: logouts (303, session gone, event TOMBSTONE_FAILED)',
+        `${ok303} 303, ${USERS - left} gone, ${reported} reported, ${Math.round(logoutMs)} ms`,
+        `${USERS} each`,
+        ok303 === USERS && left === 0 && reported === USERS,
+      );
+      expect(readsOk).toBe(USERS);
+      expect(readMs).toBeLessThan(5000);
+      expect(ok303).toBe(USERS);
+      expect(left).toBe(0);
+      expect(reported).toBe(USERS);
+      expect(h.errors).toEqual([]);
+      expect(debugOutput.some((l) => l.includes('could not read the tombstones'))).toBe(true);
+
+      const secrets = new Set(
+        users.flatMap((u) => [u.tokens.accessToken, u.tokens.refreshToken, ...sessionSecrets(u.sessionId, u.cookie)]),
+      );
+      const ownDebug = debugOutput.filter((l) => OWN_DEBUG_LINE.test(l));
+      const leaks = findLeaks([...ownDebug, JSON.stringify(h.events)].join('\n'), secrets);
+      expect(leaks).toEqual([]);
+      expect(unhandled.descriptions).toEqual([]);
+    } finally {
+      await h.close();
+      if (client.isOpen) client.destroy();
+      await redis.stop();
+    }
   });
 });

@@ -242,9 +242,40 @@ describe('the guard itself', () => {
     const a = await app({ store: guardSessionStore(inner, { tombstones }), fake });
     const { sessionId, cookie } = await a.login();
     const res = await a.postLogout(cookie);
-    expect(res.status).toBe(500);
-    expect(res.body).toEqual({ error: 'SESSION_DESTROY_FAILED' });
+    // Logged out (the session is gone, the cookie cleared), and the audit event says the tombstone is missing.
+    expect(res.status).toBe(303);
+    expect(String(res.headers['set-cookie'])).toContain('connect.sid=;');
     expect(await storedSession(inner, sessionId)).toBeNull();
+    expect(a.errors).toEqual([]);
+    expect(a.events.at(-1)).toMatchObject({
+      loggedOut: true,
+      sessionDestroyed: true,
+      error: { code: 'TOMBSTONE_FAILED' },
+    });
+  });
+
+  it('reads without the check when it cannot read the tombstones (fails open), within tombstoneTimeoutMs', async () => {
+    const inner = new session.MemoryStore();
+    let sick = false;
+    const memory = createMemoryTombstones();
+    const tombstones: SessionTombstones = {
+      add: (key, ttl) => memory.add(key, ttl),
+      has: (key) => (sick ? new Promise<boolean>(() => undefined) : memory.has(key)),
+    };
+    const a = await app({ store: guardSessionStore(inner, { tombstones, tombstoneTimeoutMs: 100 }), fake });
+    const { cookie } = await a.login();
+    sick = true;
+    const started = performance.now();
+    expect(await a.whoami(cookie)).toBe('ada');
+    const ms = performance.now() - started;
+    figure(
+      SECTION,
+      'signed-in read while the tombstones hang (bound 100 ms)',
+      `${Math.round(ms)} ms`,
+      '< 5000 ms',
+      ms < 5000,
+    );
+    expect(ms).toBeLessThan(5000);
   });
 
   it('refuses to write when it cannot check the tombstones (fails closed)', async () => {
@@ -297,6 +328,8 @@ describe('the guard itself', () => {
       () => guardSessionStore(inner, { ttlMs: 1.5 }),
       () => guardSessionStore(inner, { tombstones: {} as never }),
       () => guardSessionStore(inner, { onRefused: 'x' as never }),
+      () => guardSessionStore(inner, { tombstoneTimeoutMs: 0 }),
+      () => guardSessionStore(inner, { tombstoneTimeoutMs: 'fast' as never }),
       () => createRedisTombstones({ client: {} as never }),
       () => createMemoryTombstones({ maxEntries: 0 }),
     ];

@@ -59,7 +59,9 @@ polarLogout<AppRequest>({
 declare const event: LogoutEvent;
 assertType<Equal<TokenOutcome['status'], 'revoked' | 'absent' | 'failed'>>();
 assertType<Equal<typeof event.sessionIdHash, string | undefined>>();
-assertType<Equal<NonNullable<typeof event.error>['code'], 'REVOCATION_FAILED' | 'SESSION_DESTROY_FAILED'>>();
+assertType<
+  Equal<NonNullable<typeof event.error>['code'], 'REVOCATION_FAILED' | 'SESSION_DESTROY_FAILED' | 'TOMBSTONE_FAILED'>
+>();
 assertType<Equal<NonNullable<TokenOutcome['error']>['code'], RevocationErrorCode>>();
 
 // Errors carry a code union.
