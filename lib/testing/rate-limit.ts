@@ -19,7 +19,8 @@ export interface FakeRateLimiter {
   /** Calls refused with 429 so far. */
   readonly rejected: number;
   readonly retryAfter: boolean;
-  reset(): void;
+  /** Zeroes `rejected`; the windows go on. */
+  resetCount(): void;
 }
 
 export function validateFakeRateLimit(options: FakeRateLimitOptions): void {
@@ -53,8 +54,7 @@ export function createFakeRateLimiter(options: FakeRateLimitOptions): FakeRateLi
       return rejected;
     },
     retryAfter: options.retryAfter ?? true,
-    reset() {
-      windows.clear();
+    resetCount() {
       rejected = 0;
     },
   };
