@@ -9,6 +9,8 @@ export default defineConfig({
   sourcemap: true,
   target: 'node20',
   platform: 'node',
+  // `__filename` in the ES module build too (lib/telemetry/load.ts resolves the optional OpenTelemetry API from it).
+  shims: true,
   splitting: false,
   tsconfig: 'tsconfig.build.json',
 });

@@ -17,6 +17,7 @@ const { default: helmet } = require('helmet');
 const { polarLogout, createPolarRevoker, PolarLogoutError } = require('express-polar-logout');
 const pages = require('./pages');
 const { createOutbox } = require('./outbox');
+const { metricsHandler, startMetrics } = require('./metrics');
 const { createPolarOAuthClient, OAuthError, POLAR_SERVERS } = require('./polar-oauth');
 const { startPolarStandin } = require('./polar-standin');
 const { createSessionStore } = require('./session-store');
@@ -108,6 +109,8 @@ function describePolar(config, standin) {
  */
 async function createExampleApp(config, options = {}) {
   const log = options.log ?? ((message) => console.log(message));
+  // Before polarLogout() and the outbox: they find the registered MeterProvider when they are built.
+  startMetrics();
   const redirectUri = `${config.publicUrl}/auth/callback`;
   const https = config.publicUrl.startsWith('https:');
 
@@ -327,6 +330,9 @@ async function createExampleApp(config, options = {}) {
       }),
     );
   });
+
+  // Prometheus scrapes this (see README.md, "Metrics").
+  app.get('/metrics', metricsHandler);
 
   app.use((_req, res) => {
     renderError(res, 404, 'Not found', 'There is no page here.');

@@ -7,6 +7,8 @@
 export type PolarLogoutErrorCode =
   /** An option passed to polarLogout(), createPolarRevoker() or createRevocationOutbox() is invalid. */
   | 'INVALID_OPTION'
+  /** An argument of a call is invalid (a `hint` other than 'access_token' or 'refresh_token', a bad per-call option). */
+  | 'INVALID_ARGUMENT'
   /** `req.session` is missing or has no destroy(): express-session is not mounted before the handler. */
   | 'SESSION_UNAVAILABLE'
   /** The app's getTokens() threw or rejected; the session was kept. */
@@ -20,6 +22,7 @@ export type PolarLogoutErrorCode =
 
 const DEFAULT_STATUS: Record<PolarLogoutErrorCode, number> = {
   INVALID_OPTION: 500,
+  INVALID_ARGUMENT: 500,
   SESSION_UNAVAILABLE: 500,
   GET_TOKENS_FAILED: 500,
   REVOCATION_FAILED: 502,

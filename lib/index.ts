@@ -3,6 +3,14 @@ export { polarLogout, type PolarLogoutHandler } from './middleware';
 export { createPolarRevoker, type PolarRevoker, type RevokeCallOptions } from './revoker';
 export { PolarLogoutError, type PolarLogoutErrorCode } from './errors';
 export {
+  CHANNELS,
+  type LogoutMessage,
+  type LogoutOutcome,
+  type LogoutScope,
+  type OutboxMessage,
+  type RevokeMessage,
+} from './telemetry';
+export {
   createRevocationOutbox,
   RevocationOutboxError,
   type RevocationOutboxErrorCode,
@@ -17,12 +25,14 @@ export {
   type OutboxRedisConnectionOptions,
 } from './outbox';
 export type {
+  ClearSiteDataDirective,
   ClientAuthMethod,
   LogoutEvent,
   PolarClientOptions,
   PolarLogoutOptions,
   PolarRevokerOptions,
   PolarServer,
+  PolarSessionData,
   RevocationError,
   RevocationErrorCode,
   RevocationQueue,
@@ -30,6 +40,8 @@ export type {
   TokenOutcome,
   TokenPair,
   TokenTypeHint,
+  VerifyOptions,
+  VerifyResult,
 } from './types';
 export {
   guardSessionStore,

@@ -5,17 +5,28 @@
 import { performance } from 'node:perf_hooks';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import createDebug from 'debug';
-import { buildLogoutEvent, hashSessionId, runAuditHook } from './audit';
-import { PolarLogoutError } from './errors';
+import { buildLogoutEvent, hashSessionId, runAuditHook, sessionSnapshot } from './audit';
+import { PolarLogoutError, type PolarLogoutErrorCode } from './errors';
 import { createGuard } from './guard';
 import { createFailureHandoff } from './handoff';
 import { resolveLogoutConfig } from './options';
 import { createRedirectResolver } from './redirect';
-import { buildRevoker } from './revoker';
+import { createLogoutTelemetry, type LogoutMessage } from './telemetry';
+import { buildRevoker, isRetryableFailure } from './revoker';
 import { isTombstoneWriteError } from './session-guard';
-import { cookieAttributesOf, clearSessionCookie, destroySession, sessionOf } from './teardown';
+import {
+  clearSessionCookie,
+  cookieAttributesOf,
+  destroySession,
+  detachSession,
+  holdsData,
+  sessionCookieOf,
+  sessionOf,
+  type DestroyableSession,
+} from './teardown';
 import { normaliseTokens, readSessionTokens, type NormalisedTokens } from './tokens';
-import type { LogoutEvent, PolarLogoutOptions, RevocationResult } from './types';
+import type { LogoutEvent, PolarLogoutOptions, RevocationResult, VerifyOptions, VerifyResult } from './types';
+import { warnOnce } from './warnings';
 
 const debug = createDebug('express-polar-logout');
 
@@ -30,33 +41,53 @@ const FAILURE_MESSAGES: Record<LogoutFailure, string> = {
 export interface PolarLogoutHandler extends RequestHandler {
   /** Closes the keep-alive connections to Polar (for graceful shutdown and tests). */
   close(): void;
+  /** Checks clientId, clientSecret and the URL against Polar (see PolarRevoker.verify); never rejects. */
+  verify(options?: VerifyOptions): Promise<VerifyResult>;
 }
 
 export function polarLogout<Req extends Request = Request>(options: PolarLogoutOptions<Req>): PolarLogoutHandler {
   const config = resolveLogoutConfig(options);
   const revoker = buildRevoker(config);
-  const guard = createGuard(config.methods, config.allowedRedirectOrigins);
+  const guard = createGuard(config.methods, config.trustedOrigins);
   const resolveRedirect = createRedirectResolver(
     config.redirectTo,
     config.returnToParam,
     config.allowedRedirectOrigins,
   );
   const getTokens = config.getTokens ?? (readSessionTokens as (req: Req) => ReturnType<typeof readSessionTokens>);
-  const { outbox, onLogout, onRevocationFailure, cookieName, timeoutMs } = config;
+  const { outbox, onLogout, onRevocationFailure, cookieName, timeoutMs, clearSiteData } = config;
+  const cookieNameWarning =
+    `A logout request carried no cookie named "${cookieName}" although its session holds data: express-session ` +
+    `names its cookie differently, so the logout clears the wrong cookie. Set polarLogout's cookieName to the ` +
+    `name given to express-session.`;
+
+  /**
+   * Nothing to destroy means nothing stored: a session no cookie of the request names was generated for this
+   * request (no cookie, a forged or an expired one), and destroying it would only cost a store call and, with
+   * guardSessionStore, a tombstone each time. One holding data is destroyed all the same (the app may have saved
+   * it); without any cookie of that name it was loaded through another cookie: cookieName is wrong.
+   */
+  function isStored(req: Request, session: DestroyableSession): boolean {
+    const cookie = sessionCookieOf(req.headers.cookie, cookieName, (req as { sessionID?: unknown }).sessionID);
+    if (cookie === 'this') return true;
+    if (!holdsData(session)) return false;
+    if (cookie === 'absent') warnOnce('EPL_COOKIE_NAME', cookieNameWarning);
+    return true;
+  }
 
   const handOffFailures = outbox ? createFailureHandoff(outbox, timeoutMs) : undefined;
   const needsSessionIdHash = onLogout !== undefined || outbox !== undefined;
+  const traceLogout = createLogoutTelemetry();
 
-  async function logout(req: Req, res: Response, next: NextFunction): Promise<void> {
+  async function logout(req: Req, res: Response, next: NextFunction, trace?: LogoutMessage): Promise<void> {
     const session = sessionOf(req);
     if (!session) {
-      next(
-        new PolarLogoutError(
-          'SESSION_UNAVAILABLE',
-          'req.session is missing or has no destroy(): mount express-session before polarLogout().',
-        ),
+      return fail(
+        res,
+        next,
+        'SESSION_UNAVAILABLE',
+        'req.session is missing or has no destroy(): mount express-session before polarLogout().',
       );
-      return;
     }
     const startedAt = performance.now();
     const startedAtMs = Date.now();
@@ -68,17 +99,23 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
       tokens = normaliseTokens(await getTokens(req));
     } catch (err) {
       debug('getTokens failed: %s', err instanceof Error ? err.name : typeof err);
-      next(
-        new PolarLogoutError(
-          'GET_TOKENS_FAILED',
-          'getTokens() threw or rejected; the session was kept. Run with DEBUG=express-polar-logout for details.',
-        ),
+      return fail(
+        res,
+        next,
+        'GET_TOKENS_FAILED',
+        'getTokens() threw or rejected; the session was kept. Run with DEBUG=express-polar-logout for details.',
       );
-      return;
     }
     const redirectTo = resolveRedirect(req);
     const revocation = await revoker.revoke(tokens);
+    if (trace) trace.revocation = revocation;
     const failed = revocation.accessToken.status === 'failed' || revocation.refreshToken.status === 'failed';
+    // 'fail' keeps the session only for failures that may pass: a refusal that will not (INVALID_CLIENT,
+    // REJECTED, UNEXPECTED_RESPONSE) would keep the user signed in forever. It logs out and is in the event.
+    const mayPass =
+      isRetryableFailure(revocation.accessToken.error) || isRetryableFailure(revocation.refreshToken.error);
+    // Copied before destroy() removes the session; only the hook reads it.
+    const sessionView = onLogout ? sessionSnapshot(session, [tokens.accessToken, tokens.refreshToken]) : undefined;
 
     /**
      * Audits the attempt, then answers: success, or the failure to next() with the session kept as it is.
@@ -97,20 +134,21 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
           ...(failure && { error: { code: failure } }),
           ...(tombstoneFailed && { error: { code: 'TOMBSTONE_FAILED' as const } }),
         });
-        await runAuditHook(onLogout, event, req, timeoutMs);
+        await runAuditHook(onLogout, event, req, timeoutMs, sessionView ?? {});
       }
       if (!failure) return answer(req, res, redirectTo, revocation);
-      res.setHeader('Cache-Control', 'no-store');
-      next(new PolarLogoutError(failure, FAILURE_MESSAGES[failure]));
+      fail(res, next, failure, FAILURE_MESSAGES[failure]);
     };
 
-    if (failed && onRevocationFailure === 'fail') return finish('REVOCATION_FAILED');
+    if (mayPass && onRevocationFailure === 'fail') return finish('REVOCATION_FAILED');
     if (failed && handOffFailures) await handOffFailures(tokens, revocation, sessionIdHash);
 
     const cookie = cookieAttributesOf(session);
+    const stored = isStored(req, session);
     let tombstoneFailed = false;
     try {
-      await destroySession(session);
+      if (stored) await destroySession(session);
+      else detachSession(req);
     } catch (err) {
       // guardSessionStore deleted the session but has no tombstone for it: logged out all the same.
       tombstoneFailed = isTombstoneWriteError(err);
@@ -120,16 +158,24 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
       }
     }
     clearSessionCookie(res, cookieName, cookie);
+    if (clearSiteData) res.setHeader('Clear-Site-Data', clearSiteData);
     return finish(undefined, tombstoneFailed);
   }
 
   const handler = ((req: Request, res: Response, next: NextFunction): void => {
     const verdict = guard.check(req);
     if (verdict !== 'allow') return guard.refuse(verdict, req, res);
-    logout(req as Req, res, next).catch(next);
+    traceLogout(req, next, (next, trace) => logout(req as Req, res, next, trace)).catch(next);
   }) as PolarLogoutHandler;
   handler.close = () => revoker.close();
+  handler.verify = (verifyOptions) => revoker.verify(verifyOptions);
   return handler;
+}
+
+/** Errors handed to next() keep the session as it was; like every logout answer, they are never cached. */
+function fail(res: Response, next: NextFunction, code: PolarLogoutErrorCode, message: string): void {
+  res.setHeader('Cache-Control', 'no-store');
+  next(new PolarLogoutError(code, message));
 }
 
 /** 303 to the target for browsers; JSON for clients that prefer it (fetch with Accept: application/json). */

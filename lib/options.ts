@@ -34,11 +34,14 @@ export interface LogoutConfig<Req extends Request = Request> extends RevokerConf
   redirectTo: string;
   returnToParam: string;
   allowedRedirectOrigins: ReadonlySet<string>;
+  trustedOrigins: ReadonlySet<string>;
   onRevocationFailure: 'continue' | 'fail';
   onLogout: PolarLogoutOptions<Req>['onLogout'];
   cookieName: string;
   methods: readonly string[];
   outbox: PolarLogoutOptions<Req>['outbox'];
+  /** The Clear-Site-Data header value sent on a successful logout, or undefined when not configured. */
+  clearSiteData: string | undefined;
 }
 
 const CLIENT_KEYS = ['clientId', 'clientSecret', 'server', 'baseUrl', 'clientAuth'] as const;
@@ -49,11 +52,13 @@ const LOGOUT_KEYS = [
   'redirectTo',
   'returnToParam',
   'allowedRedirectOrigins',
+  'trustedOrigins',
   'onRevocationFailure',
   'onLogout',
   'cookieName',
   'methods',
   'outbox',
+  'clearSiteData',
 ] as const;
 
 /** Rejects options this library does not know: a misspelt option must not silently fall back to a default. */
@@ -120,8 +125,14 @@ function resolveBaseUrl(server: unknown, baseUrl: unknown): string {
   if (url.username || url.password) {
     throw invalidOption('baseUrl', 'must not contain credentials; pass clientId and clientSecret instead.');
   }
-  if (url.search || url.hash) {
-    throw invalidOption('baseUrl', 'must not have a query or fragment.');
+  // The library appends /v1/oauth2/revoke itself: `https://api.polar.sh/v1` would send every revocation to a 404.
+  // `url.search`/`url.hash` are empty for a bare "?" or "#", hence the raw check.
+  if ((url.pathname !== '/' && url.pathname !== '') || /[?#]/.test(baseUrl)) {
+    throw invalidOption(
+      'baseUrl',
+      'must be an origin only (scheme, host and optional port), such as https://api.polar.sh: ' +
+        'no path, query or fragment. The library adds /v1/oauth2/revoke itself.',
+    );
   }
   const loopback = LOOPBACK_HOSTS.has(url.hostname);
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
@@ -131,7 +142,7 @@ function resolveBaseUrl(server: unknown, baseUrl: unknown): string {
         '(127.0.0.1, ::1, localhost), so that the client secret never travels in clear.',
     );
   }
-  return url.href.replace(/\/+$/, '');
+  return url.origin;
 }
 
 export function resolveClientConfig(options: PolarClientOptions): ClientConfig {
@@ -172,8 +183,7 @@ export function resolveRevokerConfig(options: PolarRevokerOptions): RevokerConfi
 export const CLIENT_OPTION_KEYS: readonly string[] = CLIENT_KEYS;
 
 /** Normalises an origin option entry to `scheme://host[:port]`, refusing anything with a path or credentials. */
-function normaliseOrigin(value: unknown, index: number): string {
-  const option = `allowedRedirectOrigins[${index}]`;
+function normaliseOrigin(value: unknown, option: string): string {
   if (typeof value !== 'string') throw invalidOption(option, 'must be a string such as https://app.example.com.');
   let url: URL;
   try {
@@ -188,6 +198,42 @@ function normaliseOrigin(value: unknown, index: number): string {
     throw invalidOption(option, `must be an origin only: scheme, host and port, no path (got "${value}").`);
   }
   return url.origin;
+}
+
+function resolveOrigins(value: unknown, option: string): ReadonlySet<string> {
+  if (value === undefined) return new Set();
+  if (!Array.isArray(value)) {
+    throw invalidOption(option, 'must be an array of origins such as ["https://app.example.com"].');
+  }
+  return new Set(value.map((origin: unknown, i) => normaliseOrigin(origin, `${option}[${i}]`)));
+}
+
+/** The directives of the Clear-Site-Data header (W3C Clear Site Data); `true` means the three every browser knows. */
+export const CLEAR_SITE_DATA_DIRECTIVES = [
+  'cache',
+  'cookies',
+  'storage',
+  'executionContexts',
+  'clientHints',
+  'prefetchCache',
+  'prerenderCache',
+  '*',
+] as const;
+const CLEAR_SITE_DATA_DEFAULT = ['cache', 'cookies', 'storage'] as const;
+
+function resolveClearSiteData(value: unknown): string | undefined {
+  if (value === undefined || value === false) return undefined;
+  const hint = `must be true, false, or a non-empty array of ${CLEAR_SITE_DATA_DIRECTIVES.map((d) => `'${d}'`).join(', ')}.`;
+  let directives: readonly unknown[];
+  if (value === true) directives = CLEAR_SITE_DATA_DEFAULT;
+  else if (Array.isArray(value) && value.length > 0) directives = value as unknown[];
+  else throw invalidOption('clearSiteData', hint);
+  for (const [i, directive] of directives.entries()) {
+    if (!(CLEAR_SITE_DATA_DIRECTIVES as readonly unknown[]).includes(directive)) {
+      throw invalidOption(`clearSiteData[${i}]`, hint);
+    }
+  }
+  return [...new Set(directives)].map((d) => `"${String(d)}"`).join(', ');
 }
 
 const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -233,10 +279,6 @@ export function resolveLogoutConfig<Req extends Request>(options: PolarLogoutOpt
   requireObject(options, 'polarLogout');
   rejectUnknownKeys(options, LOGOUT_KEYS, 'polarLogout');
 
-  const origins = options.allowedRedirectOrigins;
-  if (origins !== undefined && !Array.isArray(origins)) {
-    throw invalidOption('allowedRedirectOrigins', 'must be an array of origins such as ["https://app.example.com"].');
-  }
   const cookieName = options.cookieName ?? 'connect.sid';
   if (typeof cookieName !== 'string' || !COOKIE_NAME.test(cookieName)) {
     throw invalidOption('cookieName', 'must be the session cookie name given to express-session (e.g. "connect.sid").');
@@ -258,7 +300,8 @@ export function resolveLogoutConfig<Req extends Request>(options: PolarLogoutOpt
     getTokens: optionalFunction(options.getTokens, 'getTokens'),
     redirectTo: resolveRedirectTo(options.redirectTo),
     returnToParam,
-    allowedRedirectOrigins: new Set((origins ?? []).map(normaliseOrigin)),
+    allowedRedirectOrigins: resolveOrigins(options.allowedRedirectOrigins, 'allowedRedirectOrigins'),
+    trustedOrigins: resolveOrigins(options.trustedOrigins, 'trustedOrigins'),
     onRevocationFailure: oneOf(
       options.onRevocationFailure,
       'onRevocationFailure',
@@ -269,5 +312,6 @@ export function resolveLogoutConfig<Req extends Request>(options: PolarLogoutOpt
     cookieName,
     methods: resolveMethods(options.methods),
     outbox: options.outbox,
+    clearSiteData: resolveClearSiteData(options.clearSiteData),
   };
 }

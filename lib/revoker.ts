@@ -3,13 +3,17 @@
  * parallel, one time budget for everything including retries, and every failure translated into a
  * code and a status. axios errors (which carry the request body, hence the secret) never leave this file.
  */
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Axios, type AxiosResponse } from 'axios';
 import createDebug from 'debug';
+import { PolarLogoutError } from './errors';
 import { resolveRevokerConfig, type RevokerConfig } from './options';
-import { normaliseTokens } from './tokens';
+import { traceAttempts } from './telemetry';
+import { normaliseToken, normaliseTokens } from './tokens';
 import type {
   PolarRevokerOptions,
   RevocationError,
@@ -18,8 +22,11 @@ import type {
   TokenOutcome,
   TokenPair,
   TokenTypeHint,
+  VerifyOptions,
+  VerifyResult,
 } from './types';
 import { VERSION } from './version';
+import { warnOnce } from './warnings';
 
 const debug = createDebug('express-polar-logout:revoker');
 
@@ -52,89 +59,100 @@ export interface DetailedTokenOutcome extends TokenOutcome {
 }
 
 export interface PolarRevoker {
-  /** Revokes both tokens in parallel. Never rejects for Polar's faults: failures are in the outcomes. */
+  /**
+   * Revokes both tokens in parallel. Never rejects for Polar's faults: failures are in the outcomes. Rejects with
+   * `INVALID_ARGUMENT` (sending nothing) for per-call options that are not valid.
+   */
   revoke(tokens: TokenPair, options?: RevokeCallOptions): Promise<RevocationResult>;
-  /** Revokes one token. Never rejects for Polar's faults. */
+  /**
+   * Revokes one token. Never rejects for Polar's faults; rejects with `INVALID_ARGUMENT` (sending nothing) when
+   * `hint` is not `'access_token'` or `'refresh_token'`.
+   */
   revokeToken(token: string, hint: TokenTypeHint, options?: RevokeCallOptions): Promise<DetailedTokenOutcome>;
+  /**
+   * Checks the configuration: revokes a random token nobody holds, which Polar answers 200 only when the URL and
+   * the client credentials are right (RFC 7009 §2.2). Bounded by `timeoutMs`; never rejects, short of
+   * `INVALID_ARGUMENT` for a `signal` that is not an AbortSignal.
+   */
+  verify(options?: VerifyOptions): Promise<VerifyResult>;
   /** Closes the keep-alive connections. The revoker must not be used afterwards. */
   close(): void;
 }
 
-/** The deadline shared by the calls of one revoke(): one timer, one controller. */
-class Budget {
-  readonly controller = new AbortController();
+/**
+ * The deadline shared by the calls of one revoke(): the platform's timeout signal, joined with the caller's.
+ * Its timer is unref'd and needs no clearing; one signal cancels the requests and the waits between them.
+ */
+interface Budget {
+  readonly signal: AbortSignal;
+  /** The budget's own timeout, to tell TIMEOUT from the caller's ABORTED. */
+  readonly timeout: AbortSignal;
   readonly expiresAt: number;
-  private readonly timer: NodeJS.Timeout;
-  private readonly external: AbortSignal | undefined;
-  private readonly onExternalAbort = (): void => this.controller.abort('aborted');
+}
 
-  constructor(timeoutMs: number, external: AbortSignal | undefined) {
-    this.expiresAt = performance.now() + timeoutMs;
-    this.timer = setTimeout(() => this.controller.abort('timeout'), timeoutMs);
-    this.external = external;
-    if (external) {
-      if (external.aborted) this.controller.abort('aborted');
-      else external.addEventListener('abort', this.onExternalAbort, { once: true });
-    }
-  }
+function startBudget(timeoutMs: number, external: AbortSignal | undefined): Budget {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  return {
+    signal: external ? AbortSignal.any([timeout, external]) : timeout,
+    timeout,
+    expiresAt: performance.now() + timeoutMs,
+  };
+}
 
-  get signal(): AbortSignal {
-    return this.controller.signal;
-  }
-
-  remainingMs(): number {
-    return this.expiresAt - performance.now();
-  }
-
-  /** The failure a cancelled call reports: the budget ran out, or the caller aborted. */
-  abortFailure(): AttemptFailure {
-    return this.signal.reason === 'aborted'
-      ? { code: 'ABORTED', retryable: true }
-      : { code: 'TIMEOUT', retryable: true };
-  }
-
-  dispose(): void {
-    clearTimeout(this.timer);
-    this.external?.removeEventListener('abort', this.onExternalAbort);
-  }
+/** The failure a cancelled call reports: the budget ran out, or the caller aborted (whichever came first). */
+function abortFailure(budget: Budget): AttemptFailure {
+  return budget.timeout.aborted && budget.signal.reason === budget.timeout.reason
+    ? { code: 'TIMEOUT', retryable: true }
+    : { code: 'ABORTED', retryable: true };
 }
 
 const ABORTED: unique symbol = Symbol('aborted');
 const NETWORK_FAILED: unique symbol = Symbol('network failed');
 
-/** Resolves when `promise` settles or `signal` aborts, whichever is first: the budget holds even if a call ignores it. */
+/**
+ * Resolves when `promise` settles or `signal` aborts, whichever is first: the budget holds even if a call ignores
+ * the signal. The rejection handler is attached before anything else, so that a request cut short (whose error
+ * carries the request body, hence the secret) can never become an unhandled rejection.
+ */
 function untilAborted<T>(
   promise: Promise<T>,
   signal: AbortSignal,
 ): Promise<T | typeof ABORTED | typeof NETWORK_FAILED> {
+  // The caller translates; the raw error goes no further than this.
+  const settled = promise.catch((): typeof NETWORK_FAILED => NETWORK_FAILED);
   if (signal.aborted) return Promise.resolve(ABORTED);
   return new Promise((resolve) => {
     const onAbort = (): void => resolve(ABORTED);
     signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      // The caller translates; the raw error (with the request body) goes no further than this.
-      () => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(NETWORK_FAILED);
-      },
-    );
+    void settled.then((value) => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(value);
+    });
   });
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+/** An attempt the budget or the caller cancelled before its request was written: Polar never saw it. */
+const NOT_SENT: unique symbol = Symbol('not sent');
+
+/**
+ * A Node http(s) module for axios' `transport` option that says whether the request was written (handed to the
+ * kernel) before `signal` aborted. Node also emits 'finish' when it destroys a request whose socket was still
+ * connecting (the pending write callbacks run with an error it ignores), hence the check of the signal.
+ */
+function trackingTransport(
+  base: typeof http | typeof https,
+  signal: AbortSignal,
+  onWritten: () => void,
+): Pick<typeof http, 'request'> {
+  return {
+    request: ((...args: Parameters<typeof http.request>) => {
+      const req = base.request(...args);
+      req.once('finish', () => {
+        if (!signal.aborted) onWritten();
+      });
+      return req;
+    }) as typeof http.request,
+  };
 }
 
 /** Retry-After as delta-seconds or an HTTP date (RFC 9110 §10.2.3), in ms; undefined when absent or invalid. */
@@ -174,6 +192,8 @@ export function classifyResponse(response: Pick<AxiosResponse, 'status' | 'heade
   if (status === 401 || oauthErrorOf(response.data) === 'invalid_client') {
     return { code: 'INVALID_CLIENT', httpStatus: status, retryable: false };
   }
+  // Polar's revocation endpoint exists: a 404 means the URL is wrong (a path in baseUrl, another API).
+  if (status === 404) return { code: 'UNEXPECTED_RESPONSE', httpStatus: status, retryable: false };
   if (status >= 400) return { code: 'REJECTED', httpStatus: status, retryable: false };
   // 1xx/3xx: redirects are not followed (they would carry the secret elsewhere).
   return { code: 'UNEXPECTED_RESPONSE', httpStatus: status, retryable: false };
@@ -216,6 +236,42 @@ function absent(): TokenOutcome {
   return { status: 'absent', attempts: 0, durationMs: 0 };
 }
 
+const TOKEN_TYPE_HINTS: ReadonlySet<string> = new Set<TokenTypeHint>(['access_token', 'refresh_token']);
+
+function invalidArgument(problem: string): PolarLogoutError {
+  return new PolarLogoutError('INVALID_ARGUMENT', `express-polar-logout: ${problem}`);
+}
+
+/** Read through a call: the signal changes across awaits, which TypeScript's narrowing cannot know. */
+function isAborted(budget: Budget): boolean {
+  return budget.signal.aborted;
+}
+
+function remainingMs(budget: Budget): number {
+  return budget.expiresAt - performance.now();
+}
+
+interface CallSettings {
+  timeoutMs: number;
+  retries: number;
+  signal: AbortSignal | undefined;
+}
+
+/** Per-call overrides, checked like the options they override (a call without them costs nothing). */
+function resolveCallOptions(options: RevokeCallOptions, config: RevokerConfig): CallSettings {
+  const { signal, timeoutMs = config.timeoutMs, retries = config.retries } = options;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 120_000) {
+    throw invalidArgument('`timeoutMs` must be an integer from 1 to 120000.');
+  }
+  if (!Number.isInteger(retries) || retries < 0 || retries > 10) {
+    throw invalidArgument('`retries` must be an integer from 0 to 10.');
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw invalidArgument('`signal` must be an AbortSignal.');
+  }
+  return { timeoutMs, retries, signal };
+}
+
 /** Builds a revoker from an already validated config (polarLogout and the outbox validate their own options). */
 export function buildRevoker(config: RevokerConfig): PolarRevoker {
   const isHttps = config.revokeUrl.startsWith('https:');
@@ -224,6 +280,7 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
   // and a pooled request makes no setsockopt calls (it made eight: a sixth of the client's CPU).
   const agentOptions = { keepAlive: true, keepAliveMsecs: 60_000 };
   const agent = isHttps ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+  const transport = isHttps ? https : http;
 
   // Everything constant is computed once: the credentials part of the body or the Basic header.
   const headers: Record<string, string> = {
@@ -265,18 +322,55 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     validateStatus: () => true,
   });
 
-  async function attempt(token: string, hint: TokenTypeHint, budget: Budget): Promise<AttemptFailure | null> {
+  /** Configuration is the only explanation for these: say so once per process, where operators look. */
+  function warnMisconfiguration(failure: AttemptFailure): void {
+    const status = `HTTP ${failure.httpStatus ?? '?'}`;
+    if (failure.code === 'INVALID_CLIENT') {
+      warnOnce(
+        'EPL_INVALID_CLIENT',
+        `express-polar-logout: Polar refused the client credentials (${status}, invalid_client), so tokens are not ` +
+          'being revoked. Check clientId and clientSecret, and that they belong to the Polar server in use ' +
+          '(sandbox and production have separate OAuth clients).',
+      );
+    } else if (failure.code === 'UNEXPECTED_RESPONSE') {
+      warnOnce(
+        'EPL_NOT_POLAR',
+        `express-polar-logout: ${config.revokeUrl} answered ${status}, which is not an answer of Polar's ` +
+          "revocation endpoint, so tokens are not being revoked. Set baseUrl to the origin of Polar's API only " +
+          '(https://api.polar.sh or https://sandbox-api.polar.sh), or leave it out and choose `server`.',
+      );
+    }
+  }
+
+  async function attempt(
+    token: string,
+    hint: TokenTypeHint,
+    budget: Budget,
+  ): Promise<AttemptFailure | null | typeof NOT_SENT> {
+    // Checked right before sending, synchronously with the send: an aborted signal sends nothing.
+    if (isAborted(budget)) return NOT_SENT;
+    const request = { written: false };
     const body = `token=${formEncode(token)}&token_type_hint=${hint}${credentialsBody}`;
     const result = await untilAborted(
-      client.request<string>({ url: config.revokeUrl, method: 'post', data: body, signal: budget.signal }),
+      client.request<string>({
+        url: config.revokeUrl,
+        method: 'post',
+        data: body,
+        signal: budget.signal,
+        transport: trackingTransport(transport, budget.signal, () => (request.written = true)),
+      }),
       budget.signal,
     );
-    if (result === ABORTED) return budget.abortFailure();
+    if (result === ABORTED) return request.written ? abortFailure(budget) : NOT_SENT;
     if (result === NETWORK_FAILED) {
-      return budget.signal.aborted ? budget.abortFailure() : { code: 'NETWORK_ERROR', retryable: true };
+      if (!isAborted(budget)) return { code: 'NETWORK_ERROR', retryable: true };
+      return request.written ? abortFailure(budget) : NOT_SENT;
     }
-    return classifyResponse(result);
+    const failure = classifyResponse(result);
+    if (failure !== null && !failure.retryable) warnMisconfiguration(failure);
+    return failure;
   }
+  const tracedAttempt = traceAttempts<Budget, AttemptFailure>(config.revokeUrl, attempt);
 
   async function revokeWithin(
     token: string,
@@ -286,14 +380,29 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
   ): Promise<DetailedTokenOutcome> {
     const started = performance.now();
     let attempts = 0;
+    let last: AttemptFailure | undefined;
+    const failed = (failure: AttemptFailure): DetailedTokenOutcome => ({
+      status: 'failed',
+      attempts,
+      durationMs: Math.round(performance.now() - started),
+      error: publicError(failure),
+      failure,
+    });
     for (;;) {
+      // Traced only when there is something to send: an aborted signal ends the loop without a span.
+      const failure = isAborted(budget) ? NOT_SENT : await tracedAttempt(token, hint, budget, attempts + 1);
+      if (typeof failure === 'symbol') {
+        debug('%s revocation: %s before attempt %d was sent', hint, abortFailure(budget).code, attempts + 1);
+        // Polar's last answer, when there was one, says more than the cancellation that came after it.
+        return failed(last ?? abortFailure(budget));
+      }
       attempts += 1;
-      const failure = await attempt(token, hint, budget);
       if (failure === null) {
         return { status: 'revoked', attempts, durationMs: Math.round(performance.now() - started) };
       }
+      last = failure;
       const wait = failure.retryAfterMs ?? backoffMs(attempts);
-      const retry = failure.retryable && attempts <= retries && !budget.signal.aborted && wait < budget.remainingMs();
+      const retry = failure.retryable && attempts <= retries && !budget.signal.aborted && wait < remainingMs(budget);
       debug(
         '%s revocation attempt %d failed: %s%s; %s',
         hint,
@@ -302,11 +411,9 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
         failure.httpStatus === undefined ? '' : ` (${failure.httpStatus})`,
         retry ? `retrying in ${wait} ms` : 'giving up',
       );
-      if (!retry) {
-        const durationMs = Math.round(performance.now() - started);
-        return { status: 'failed', attempts, durationMs, error: publicError(failure), failure };
-      }
-      await sleep(wait, budget.signal);
+      if (!retry) return failed(failure);
+      // The wait ends early when the budget or the caller's signal does; the next attempt then sends nothing.
+      await sleep(wait, undefined, { signal: budget.signal }).catch(() => undefined);
     }
   }
 
@@ -315,40 +422,46 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     hint: TokenTypeHint,
     options: RevokeCallOptions = {},
   ): Promise<DetailedTokenOutcome> {
-    const budget = new Budget(options.timeoutMs ?? config.timeoutMs, options.signal);
-    try {
-      return await revokeWithin(token, hint, budget, options.retries ?? config.retries);
-    } finally {
-      budget.dispose();
+    if (!TOKEN_TYPE_HINTS.has(hint)) {
+      throw invalidArgument("revokeToken(): `hint` must be 'access_token' or 'refresh_token'.");
     }
+    const call = resolveCallOptions(options, config);
+    const usable = normaliseToken(token);
+    if (usable === undefined) return absent();
+    return revokeWithin(usable, hint, startBudget(call.timeoutMs, call.signal), call.retries);
   }
 
   async function revoke(tokens: TokenPair, options: RevokeCallOptions = {}): Promise<RevocationResult> {
+    const call = resolveCallOptions(options, config);
     const { accessToken, refreshToken } = normaliseTokens(tokens);
     if (accessToken === undefined && refreshToken === undefined) {
       return { accessToken: absent(), refreshToken: absent() };
     }
-    const budget = new Budget(options.timeoutMs ?? config.timeoutMs, options.signal);
-    const retries = options.retries ?? config.retries;
-    try {
-      // Both calls go out at once: the access token dies even when the refresh call fails.
-      const [access, refresh] = await Promise.all([
-        accessToken === undefined
-          ? absent()
-          : revokeWithin(accessToken, 'access_token', budget, retries).then(publicOutcome),
-        refreshToken === undefined
-          ? absent()
-          : revokeWithin(refreshToken, 'refresh_token', budget, retries).then(publicOutcome),
-      ]);
-      return { accessToken: access, refreshToken: refresh };
-    } finally {
-      budget.dispose();
-    }
+    const budget = startBudget(call.timeoutMs, call.signal);
+    // Both calls go out at once: the access token dies even when the refresh call fails.
+    const [access, refresh] = await Promise.all([
+      accessToken === undefined
+        ? absent()
+        : revokeWithin(accessToken, 'access_token', budget, call.retries).then(publicOutcome),
+      refreshToken === undefined
+        ? absent()
+        : revokeWithin(refreshToken, 'refresh_token', budget, call.retries).then(publicOutcome),
+    ]);
+    return { accessToken: access, refreshToken: refresh };
+  }
+
+  async function verify(options: VerifyOptions = {}): Promise<VerifyResult> {
+    // A token nobody holds: revoking it changes nothing, and only a right URL and right credentials answer 200.
+    const probe = randomBytes(32).toString('base64url');
+    const outcome = await revokeToken(probe, 'access_token', options.signal ? { signal: options.signal } : {});
+    if (outcome.status === 'revoked') return { ok: true };
+    return { ok: false, error: outcome.error ?? { code: 'NETWORK_ERROR' } };
   }
 
   return {
     revoke,
     revokeToken,
+    verify,
     close: () => agent.destroy(),
   };
 }

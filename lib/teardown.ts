@@ -1,6 +1,7 @@
 /**
  * Ending the session locally: destroy it in its store, clear its cookie with the attributes it was set
- * with (a cookie is only cleared by a Set-Cookie with the same name, path and domain), forbid caching.
+ * with (a cookie is only cleared by a Set-Cookie with the same name, path and domain, and a partitioned
+ * cookie only by a partitioned Set-Cookie), forbid caching.
  */
 import type { CookieOptions, Request, Response } from 'express';
 import { isTombstoneWriteError } from './session-guard';
@@ -8,13 +9,23 @@ import { isTombstoneWriteError } from './session-guard';
 /** The express-session parts we use; checked per request because apps mount middleware in any order. */
 export interface DestroyableSession {
   destroy(callback: (err?: unknown) => void): unknown;
-  cookie?: { path?: string; domain?: string; secure?: boolean | 'auto'; sameSite?: unknown; httpOnly?: boolean };
+  cookie?: {
+    path?: string;
+    domain?: string;
+    secure?: boolean | 'auto';
+    sameSite?: unknown;
+    httpOnly?: boolean;
+    partitioned?: boolean;
+    priority?: unknown;
+  };
 }
 
 export function sessionOf(req: Request): DestroyableSession | undefined {
   const session = (req as { session?: unknown }).session as Partial<DestroyableSession> | undefined | null;
   return session && typeof session.destroy === 'function' ? (session as DestroyableSession) : undefined;
 }
+
+const PRIORITIES = new Set(['low', 'medium', 'high']);
 
 /** The attributes of the session cookie, read before destroy() removes req.session. */
 export function cookieAttributesOf(session: DestroyableSession): CookieOptions {
@@ -26,7 +37,49 @@ export function cookieAttributesOf(session: DestroyableSession): CookieOptions {
   if (sameSite === true || sameSite === 'lax' || sameSite === 'strict' || sameSite === 'none') {
     options.sameSite = sameSite;
   }
+  // CHIPS: the browser keys a partitioned cookie by the top-level site; an unpartitioned clear misses it.
+  if (cookie.partitioned === true) options.partitioned = true;
+  const priority = typeof cookie.priority === 'string' ? cookie.priority.toLowerCase() : undefined;
+  if (priority && PRIORITIES.has(priority)) options.priority = priority as CookieOptions['priority'];
   return options;
+}
+
+/** Whether the request carries no session cookie, one for another session (forged, expired), or this session's. */
+export type SessionCookie = 'absent' | 'other' | 'this';
+
+/**
+ * Which session cookie the Cookie header carries. express-session loads a session only through a cookie signed
+ * for its id (`s:<id>.<signature>`), so a session whose id no cookie names was generated for this request and
+ * is not in the store. The header is scanned, not kept: the value is only compared, never copied or logged.
+ */
+export function sessionCookieOf(header: string | undefined, name: string, sessionId: unknown): SessionCookie {
+  if (!header) return 'absent';
+  const signed = typeof sessionId === 'string' && sessionId !== '' ? `s:${sessionId}.` : undefined;
+  let found: SessionCookie = 'absent';
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq === -1 || pair.slice(0, eq).trim() !== name) continue;
+    found = 'other';
+    if (signed !== undefined && cookieValue(pair.slice(eq + 1)).startsWith(signed)) return 'this';
+  }
+  return found;
+}
+
+/** A cookie value as the cookie module reads it: trimmed, unquoted, percent-decoded when well-formed. */
+function cookieValue(raw: string): string {
+  let value = raw.trim();
+  if (value.length > 1 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
+/** Whether the session holds anything besides its cookie: a session generated for this request holds nothing. */
+export function holdsData(session: DestroyableSession): boolean {
+  for (const key of Object.keys(session)) if (key !== 'cookie') return true;
+  return false;
 }
 
 export function destroySession(session: DestroyableSession): Promise<void> {
@@ -37,6 +90,14 @@ export function destroySession(session: DestroyableSession): Promise<void> {
       err ? reject(isTombstoneWriteError(err) ? err : new Error('session store destroy failed')) : resolve(),
     );
   });
+}
+
+/**
+ * Drops a session that was never stored without asking the store: express-session then neither saves it nor
+ * sets its cookie at the end of the response (as after destroy()), and no store or tombstone sees the request.
+ */
+export function detachSession(req: Request): void {
+  delete (req as { session?: unknown }).session;
 }
 
 export function clearSessionCookie(res: Response, name: string, attributes: CookieOptions): void {

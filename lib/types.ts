@@ -24,8 +24,9 @@ export interface PolarClientOptions {
   /** `'production'` (https://api.polar.sh, the default) or `'sandbox'` (https://sandbox-api.polar.sh). */
   server?: PolarServer;
   /**
-   * Overrides `server`: a local stand-in or a proxy. Must be https unless the host is loopback
-   * (127.0.0.1, ::1, localhost), so that the client secret never travels in clear.
+   * Overrides `server`: a local stand-in or a proxy. An origin only (`https://host[:port]`, no path, query or
+   * fragment: `/v1/oauth2/revoke` is added). Must be https unless the host is loopback (127.0.0.1, ::1, localhost),
+   * so that the client secret never travels in clear.
    */
   baseUrl?: string;
   /** How credentials are sent: in the form body (as Polar documents, the default) or as HTTP Basic. */
@@ -80,13 +81,28 @@ export interface TokenOutcome {
   queued?: boolean;
 }
 
+/** Options of `verify()`. */
+export interface VerifyOptions {
+  /** Cancels the check: it then resolves `{ ok: false, error: { code: 'ABORTED' } }`. Already aborted: nothing is sent. */
+  signal?: AbortSignal;
+}
+
+/**
+ * What `verify()` found: `ok` when Polar accepted the URL and the client credentials, otherwise the same error
+ * a token's revocation would report (`INVALID_CLIENT`, `UNEXPECTED_RESPONSE`, `NETWORK_ERROR`, `TIMEOUT`...).
+ */
+export type VerifyResult = { ok: true } | { ok: false; error: RevocationError };
+
 /** The outcome of revoking a token pair. */
 export interface RevocationResult {
   accessToken: TokenOutcome;
   refreshToken: TokenOutcome;
 }
 
-/** The audit event handed to `onLogout` for every logout attempt that reached Polar's step. */
+/**
+ * The audit event handed to `onLogout` for every logout attempt that reached Polar's step. It holds no session
+ * data (audit logs are written to disk): the hook reads who logged out from `req.session`, a frozen copy.
+ */
 export interface LogoutEvent {
   /** When the logout started (ISO 8601). */
   at: string;
@@ -128,11 +144,24 @@ export interface PolarLogoutOptions<Req extends Request = Request> extends Polar
   redirectTo?: string;
   /** Query or parsed-body field naming where to land instead; honoured only when safe. Default `'returnTo'`. */
   returnToParam?: string;
-  /** Origins (`https://app.example.com`) that absolute returnTo URLs may point at; also trusted as request Origins. */
+  /** Origins (`https://app.example.com`) that absolute returnTo URLs may point at. Only where users land. */
   allowedRedirectOrigins?: readonly string[];
-  /** `'continue'` (default): log out locally anyway; `'fail'`: keep the session and pass REVOCATION_FAILED to next(). */
+  /**
+   * Other origins (`https://app.example.com`) allowed to ask for a logout: a request whose `Origin` is one of these
+   * is not refused as cross-site. Default none: only the request's own origin.
+   */
+  trustedOrigins?: readonly string[];
+  /**
+   * `'continue'` (default): log out locally anyway. `'fail'`: when a revocation failed for a reason that may pass
+   * (network, timeout, 429, 5xx), keep the session and pass REVOCATION_FAILED to next(); a refusal that will not
+   * pass (INVALID_CLIENT, REJECTED, UNEXPECTED_RESPONSE) still logs out and is reported in the event.
+   */
   onRevocationFailure?: 'continue' | 'fail';
-  /** Audit hook, awaited (at most timeoutMs) before the answer; its errors are reported through `debug` only. */
+  /**
+   * Audit hook, awaited (at most timeoutMs) before the answer; its errors are reported through `debug` only.
+   * While it runs, `req.session` is a frozen copy of the session data as it was before the logout, without the
+   * cookie and without the tokens; after it settles (or after timeoutMs) it is gone again.
+   */
   onLogout?: (event: LogoutEvent, req: Req) => void | Promise<void>;
   /** The session cookie's name, as given to express-session. Default `'connect.sid'`. */
   cookieName?: string;
@@ -140,4 +169,24 @@ export interface PolarLogoutOptions<Req extends Request = Request> extends Polar
   methods?: readonly string[];
   /** Failed tokens (network, timeout, 429, 5xx) are handed to this outbox to be revoked after the response. */
   outbox?: RevocationQueue;
+  /**
+   * Sends `Clear-Site-Data` on a successful logout: `true` for `"cache", "cookies", "storage"`, or the directives
+   * to send. Default false. Browsers honour it over https (and on localhost) only.
+   */
+  clearSiteData?: boolean | readonly ClearSiteDataDirective[];
+}
+
+/** A directive of the `Clear-Site-Data` header. */
+export type ClearSiteDataDirective =
+  'cache' | 'cookies' | 'storage' | 'executionContexts' | 'clientHints' | 'prefetchCache' | 'prerenderCache' | '*';
+
+/**
+ * The session fields the default `getTokens` reads. Opt in to typing them on `req.session`:
+ * `declare module 'express-session' { interface SessionData extends PolarSessionData {} }`.
+ */
+export interface PolarSessionData {
+  /** The user's Polar access token, as your OAuth callback stored it. */
+  accessToken?: string;
+  /** The user's Polar refresh token, as your OAuth callback stored it. */
+  refreshToken?: string;
 }

@@ -1,7 +1,18 @@
+import { createHash } from 'node:crypto';
 import session from 'express-session';
 import request from 'supertest';
 import express from 'express';
-import { polarLogout, PolarLogoutError, type LogoutEvent, type RevocationQueue, type TokenTypeHint } from '../lib';
+import {
+  createMemoryTombstones,
+  guardSessionStore,
+  polarLogout,
+  PolarLogoutError,
+  type LogoutEvent,
+  type PolarLogoutOptions,
+  type RevocationQueue,
+  type SessionTombstones,
+  type TokenTypeHint,
+} from '../lib';
 import { capture, cookieHeader, createHarness, type Harness, sleep } from './support/harness';
 
 const harnesses: Harness[] = [];
@@ -92,6 +103,9 @@ describe('a logout that works', () => {
   it('records a complete audit event with nothing secret in it', async () => {
     const h = await harness();
     const { sessionId, cookie } = await h.login();
+    // The id the store keys the session by, and the cookie carries (signed): the hash must be of this id.
+    expect(await h.sessionIds()).toEqual([sessionId]);
+    expect(decodeURIComponent(cookie)).toContain(`s:${sessionId}.`);
     await h.post(cookie).set('User-Agent', 'audit-test/1.0').expect(303);
     const event = onlyEvent(h);
     expect(event).toEqual({
@@ -108,7 +122,7 @@ describe('a logout that works', () => {
       userAgent: 'audit-test/1.0',
       sessionIdHash: expect.stringMatching(/^[0-9a-f]{16}$/),
     });
-    expect(event.sessionIdHash).not.toBe(sessionId.slice(0, 16));
+    expect(event.sessionIdHash).toBe(createHash('sha256').update(sessionId).digest('hex').slice(0, 16));
     expect(Math.abs(Date.parse(event.at) - Date.now())).toBeLessThan(10_000);
   });
 
@@ -274,8 +288,8 @@ describe('the guard', () => {
     expect(res.body).toEqual({ error: 'cross_site_request', message: expect.any(String) });
   });
 
-  it('accepts its own origin, an https origin on its own host, and allowlisted origins', async () => {
-    const h = await harness({ logout: { allowedRedirectOrigins: ['https://app.example.com'] } });
+  it('accepts its own origin, an https origin on its own host, and trustedOrigins', async () => {
+    const h = await harness({ logout: { trustedOrigins: ['https://app.example.com'] } });
     for (const origin of [undefined, 'own-http', 'own-https', 'https://app.example.com']) {
       const { sessionId, cookie } = await h.login();
       const host = 'logout.test:8080';
@@ -309,11 +323,12 @@ describe('the guard', () => {
     expect(await h.sessionIds()).toEqual([second.sessionId]);
   });
 
-  it('lets same-origin and same-site fetch metadata through', async () => {
+  it.each(['same-origin', 'same-site'])('lets %s fetch metadata through', async (site) => {
     const h = await harness();
-    const { cookie } = await h.login();
-    await h.post(cookie).set('Sec-Fetch-Site', 'same-origin').expect(303);
-    expect(await h.sessionIds()).toEqual([]);
+    const { sessionId, cookie } = await h.login();
+    await h.post(cookie).set('Sec-Fetch-Site', site).expect(303);
+    expect(await h.sessionIds()).not.toContain(sessionId);
+    expect(h.fake.calls).toHaveLength(2);
   });
 });
 
@@ -424,7 +439,7 @@ describe('when Polar misbehaves', () => {
   it.each([
     [400, 'REJECTED'],
     [403, 'REJECTED'],
-    [404, 'REJECTED'],
+    [404, 'UNEXPECTED_RESPONSE'], // the revoke path exists at Polar: a 404 means baseUrl is wrong
   ])('does not retry a %d', async (status, code) => {
     const h = await harness({ logout: { retries: 3 } });
     h.fake.fail({ type: 'status', status });
@@ -584,6 +599,7 @@ describe('when the session store fails', () => {
     const h = await harness({ withoutSession: true });
     const res = await h.post().expect(500);
     expect(res.body).toEqual({ error: 'SESSION_UNAVAILABLE' });
+    expect(res.headers['cache-control']).toBe('no-store');
     expect((h.errors[0] as Error).message).toMatch(/mount express-session before polarLogout/);
     expect(h.fake.calls).toHaveLength(0);
   });
@@ -597,7 +613,8 @@ describe('when the session store fails', () => {
       },
     });
     const { sessionId, cookie } = await h.login();
-    await h.post(cookie).expect(500);
+    const res = await h.post(cookie).expect(500);
+    expect(res.headers['cache-control']).toBe('no-store');
     expect(h.errors[0]).toMatchObject({ code: 'GET_TOKENS_FAILED' });
     expect(await h.sessionIds()).toEqual([sessionId]);
   });
@@ -705,5 +722,368 @@ describe('with an outbox', () => {
     const { cookie } = await h.login();
     await h.post(cookie).expect(502);
     expect(queue.jobs).toEqual([]);
+  });
+});
+
+describe('what onLogout can read', () => {
+  it('sees who logged out in req.session: a frozen copy without the cookie or the tokens', async () => {
+    const seen: Array<{ user: unknown; keys: string[]; frozen: boolean; text: string }> = [];
+    const h = await harness({
+      logout: {
+        onLogout: async (event, req) => {
+          await sleep(5); // still readable after an await
+          seen.push({
+            user: req.session.user,
+            keys: Object.keys(req.session),
+            frozen: Object.isFrozen(req.session),
+            text: JSON.stringify(req.session),
+          });
+          h.events.push(event);
+        },
+      },
+    });
+    const { tokens, cookie } = await h.login();
+    await h.post(cookie).expect(303);
+    expect(seen).toEqual([{ user: 'ada', keys: ['user'], frozen: true, text: '{"user":"ada"}' }]);
+    expect(seen[0]!.text).not.toContain(tokens.accessToken);
+    expect(onlyEvent(h).loggedOut).toBe(true);
+    expect(JSON.stringify(h.events)).not.toContain('ada');
+  });
+
+  it('never shows a token getTokens read from another field, at any depth', async () => {
+    let text = '';
+    const h = await harness({
+      logout: {
+        getTokens: (req) => {
+          const { polar } = req.session as unknown as { polar: { access: string; refresh: string } };
+          return { accessToken: polar.access, refreshToken: polar.refresh };
+        },
+        onLogout: (_event, req) => {
+          text = JSON.stringify(req.session);
+        },
+      },
+    });
+    const pair = h.fake.issueTokens();
+    const { cookie } = await h.login({ user: 'ada', polar: { access: pair.accessToken, refresh: pair.refreshToken } });
+    await h.post(cookie).expect(303);
+    expect(JSON.parse(text)).toEqual({ user: 'ada', polar: {} });
+    expect(h.fake.isActive(pair.refreshToken)).toBe(false);
+  });
+
+  it('cannot write the session back: a hook that mutates or saves changes nothing in the store', async () => {
+    const failures: string[] = [];
+    const h = await harness({
+      logout: {
+        onLogout: (_event, req) => {
+          for (const attempt of [
+            () => Object.assign(req.session, { user: 'mallory' }),
+            () => req.session.save(),
+            () => req.session.regenerate(() => undefined),
+          ]) {
+            try {
+              attempt();
+            } catch (err) {
+              failures.push((err as Error).name);
+            }
+          }
+        },
+      },
+    });
+    const { cookie } = await h.login();
+    await h.post(cookie).expect(303);
+    expect(failures).toEqual(['TypeError', 'TypeError', 'TypeError']);
+    expect(await h.sessionIds()).toEqual([]);
+  });
+
+  it('sees the copy when the session is kept, and the real session is back (and unchanged) afterwards', async () => {
+    let user: unknown;
+    const h = await harness({
+      logout: {
+        onRevocationFailure: 'fail',
+        retries: 0,
+        onLogout: (_event, req) => {
+          user = req.session.user;
+          expect(Object.isFrozen(req.session)).toBe(true);
+        },
+      },
+    });
+    h.fake.fail({ type: 'status', status: 503 });
+    const { sessionId, cookie } = await h.login();
+    await h.post(cookie).expect(502);
+    expect(user).toBe('ada');
+    expect(await h.sessionIds()).toEqual([sessionId]);
+    const stored = await new Promise<session.SessionData | null | undefined>((resolve, reject) =>
+      h.store.get(sessionId, (err, data) => (err ? reject(err as Error) : resolve(data))),
+    );
+    expect(stored).toMatchObject({ user: 'ada' });
+  });
+
+  it('has no session after it settled, so a late hook cannot see or resurrect it', async () => {
+    let late: unknown = 'unset';
+    let hookEnded: () => void = () => undefined;
+    const ended = new Promise<void>((resolve) => (hookEnded = resolve));
+    let release: () => void = () => undefined;
+    const answered = new Promise<void>((resolve) => (release = resolve));
+    const h = await harness({
+      logout: {
+        timeoutMs: 200,
+        onLogout: async (_event, req) => {
+          await answered; // outlives timeoutMs: the answer goes out first
+          late = req.session;
+          hookEnded();
+        },
+      },
+    });
+    const { cookie } = await h.login();
+    await h.post(cookie).expect(303);
+    release();
+    await ended;
+    expect(late).toBeUndefined();
+    expect(await h.sessionIds()).toEqual([]);
+  });
+});
+
+describe("onRevocationFailure: 'fail' and refusals that will not pass", () => {
+  it.each([
+    [
+      '400 invalid_grant',
+      { type: 'status', status: 400, contentType: 'application/json', body: '{"error":"invalid_grant"}' } as const,
+      { code: 'REJECTED', httpStatus: 400 },
+    ],
+    [
+      'a 200 web page',
+      { type: 'status', status: 200, contentType: 'text/html', body: '<html>hi</html>' } as const,
+      { code: 'UNEXPECTED_RESPONSE', httpStatus: 200 },
+    ],
+  ])('logs out on %s and reports it in the event', async (_label, fault, error) => {
+    const h = await harness({ logout: { onRevocationFailure: 'fail', retries: 2 } });
+    h.fake.fail(fault);
+    const { sessionId, cookie } = await h.login();
+    const res = await h.post(cookie).expect(303);
+    expect(cookieHeader(res).some((c) => c.startsWith('connect.sid=;'))).toBe(true);
+    expect(await h.sessionIds()).not.toContain(sessionId);
+    expect(h.errors).toEqual([]);
+    const event = onlyEvent(h);
+    expect(event).toMatchObject({ loggedOut: true, sessionDestroyed: true });
+    expect(event.error).toBeUndefined();
+    expect(event.revocation.accessToken).toMatchObject({ status: 'failed', attempts: 1, error });
+    expect(event.revocation.refreshToken).toMatchObject({ status: 'failed', attempts: 1, error });
+  });
+
+  it('logs out on a wrong client secret (INVALID_CLIENT)', async () => {
+    const h = await harness({ logout: { onRevocationFailure: 'fail', clientSecret: 'wrong' } });
+    const { sessionId, cookie } = await h.login();
+    await h.post(cookie).expect(303);
+    expect(await h.sessionIds()).not.toContain(sessionId);
+    expect(onlyEvent(h).revocation.accessToken.error).toEqual({ code: 'INVALID_CLIENT', httpStatus: 401 });
+  });
+
+  it('keeps the session when one token was refused for good and the other may pass', async () => {
+    const h = await harness({ logout: { onRevocationFailure: 'fail', retries: 0 } });
+    h.fake.fail({ type: 'status', status: 400 }, { hint: 'access_token' });
+    h.fake.fail({ type: 'status', status: 503 }, { hint: 'refresh_token' });
+    const { sessionId, cookie } = await h.login();
+    await h.post(cookie).expect(502);
+    expect(await h.sessionIds()).toEqual([sessionId]);
+    expect(onlyEvent(h).error).toEqual({ code: 'REVOCATION_FAILED' });
+  });
+});
+
+describe('a logout without a session cookie', () => {
+  /** Memory tombstones that count what they are asked to record. */
+  function countingTombstones(maxEntries: number): SessionTombstones & { added: number } {
+    const inner = createMemoryTombstones({ maxEntries });
+    const counter = {
+      added: 0,
+      add(key: string, ttlMs: number) {
+        counter.added++;
+        return inner.add(key, ttlMs);
+      },
+      has: (key: string) => inner.has(key),
+    };
+    return counter;
+  }
+
+  it('stores nothing: a flood of logouts without a live session cookie records no tombstone, evicts none', async () => {
+    const inner = new session.MemoryStore();
+    const tombstones = countingTombstones(20);
+    const h = await harness({ store: guardSessionStore(inner, { tombstones }) });
+    const victim = await h.login();
+    const before = await new Promise<session.SessionData>((resolve, reject) =>
+      inner.get(victim.sessionId, (err, data) => (err || !data ? reject(new Error('no session')) : resolve(data))),
+    );
+    await h.post(victim.cookie).expect(303);
+    expect(tombstones.added).toBe(1);
+
+    // No cookie, a forged one, an unsigned one, and the victim's own cookie now that its session is gone.
+    const cookies = [undefined, 'connect.sid=s%3Aforged.c2lnbmF0dXJl', 'connect.sid=anything', victim.cookie];
+    for (let i = 0; i < 28; i++) {
+      const res = await h.post(cookies[i % cookies.length]).expect(303);
+      expect(res.headers['cache-control']).toBe('no-store');
+      // Still answered as a logout: the (absent) cookie is cleared, and no new session cookie is set.
+      expect(cookieHeader(res)).toEqual([expect.stringMatching(/^connect\.sid=; Path=\/; Expires=Thu, 01 Jan 1970/)]);
+    }
+    expect(tombstones.added).toBe(1);
+    expect(h.events.filter((e) => e.loggedOut)).toHaveLength(29);
+    expect(await h.sessionIds()).toEqual([]);
+
+    // A request that loaded the victim's session before the logout now tries to save it: still refused.
+    await new Promise<void>((resolve) => h.store.set(victim.sessionId, before, () => resolve()));
+    expect(await sessionIdsOfStore(inner)).toEqual([]);
+  });
+
+  it('still revokes tokens getTokens found', async () => {
+    const pair = { accessToken: '', refreshToken: '' };
+    const tombstones = countingTombstones(20);
+    const h = await harness({
+      store: guardSessionStore(new session.MemoryStore(), { tombstones }),
+      logout: { getTokens: () => pair },
+    });
+    Object.assign(pair, h.fake.issueTokens());
+    await h.post().expect(303);
+    expect(h.fake.isActive(pair.accessToken)).toBe(false);
+    expect(h.fake.isActive(pair.refreshToken)).toBe(false);
+    expect(tombstones.added).toBe(0);
+    expect(onlyEvent(h).revocation.refreshToken.status).toBe('revoked');
+  });
+
+  it('destroys a session whose cookie it carries among others', async () => {
+    const tombstones = countingTombstones(20);
+    const h = await harness({ store: guardSessionStore(new session.MemoryStore(), { tombstones }) });
+    const { sessionId, cookie } = await h.login();
+    await h.post(`theme=dark; xconnect.sid=1;${cookie}; lang=en`).expect(303);
+    expect(await h.sessionIds()).not.toContain(sessionId);
+    expect(tombstones.added).toBe(1);
+  });
+});
+
+function sessionIdsOfStore(store: session.Store): Promise<string[]> {
+  return new Promise((resolve, reject) =>
+    store.all!((err, all) => (err ? reject(err as Error) : resolve(Object.keys(all ?? {})))),
+  );
+}
+
+describe('a session cookie name that does not match cookieName', () => {
+  /** The warnings this library emits (jest gives each test file its own `process`, so spy on the emitter). */
+  function captureWarnings(): { warnings: Array<{ message: string; code?: string }>; stop(): void } {
+    const warnings: Array<{ message: string; code?: string }> = [];
+    const spy = jest.spyOn(process, 'emitWarning').mockImplementation((warning, options) => {
+      const { type, code } = (options ?? {}) as { type?: string; code?: string };
+      if (type === 'PolarLogoutWarning') warnings.push({ message: String(warning), code });
+    });
+    return { warnings, stop: () => spy.mockRestore() };
+  }
+
+  it('is reported once with a process warning that says what to fix, and the session is still destroyed', async () => {
+    const captured = captureWarnings();
+    try {
+      const right = await harness({ cookieName: 'app.sid' });
+      const ok = await right.login();
+      await right.post(ok.cookie).expect(303);
+      expect(captured.warnings).toEqual([]);
+
+      const h = await harness({ cookieName: 'app.sid', logout: { cookieName: 'connect.sid' } });
+      const sessions = [await h.login(), await h.login()];
+      for (const { cookie } of sessions) await h.post(cookie).expect(303);
+      const ours = captured.warnings;
+      expect(ours).toHaveLength(1);
+      expect(ours[0]).toMatchObject({ code: 'EPL_COOKIE_NAME' });
+      expect(ours[0]!.message).toMatch(/no cookie named "connect\.sid".*cookieName/s);
+      for (const { sessionId, cookie } of sessions) {
+        expect(ours[0]!.message).not.toContain(sessionId);
+        expect(ours[0]!.message).not.toContain(cookie.split('=')[1]!.slice(0, 12));
+      }
+      expect(await h.sessionIds()).toEqual([]);
+    } finally {
+      captured.stop();
+    }
+  });
+});
+
+describe('the trusted origins', () => {
+  it('lets trustedOrigins ask for a logout, and allowedRedirectOrigins only receive users', async () => {
+    const h = await harness({
+      logout: { allowedRedirectOrigins: ['https://landing.example'], trustedOrigins: ['https://portal.example/'] },
+    });
+    const landing = await h.login();
+    const refused = await h
+      .post(landing.cookie, '/logout?returnTo=https%3A%2F%2Flanding.example%2Fbye')
+      .set({ Origin: 'https://landing.example', 'Sec-Fetch-Site': 'cross-site' })
+      .expect(403);
+    expect(cookieHeader(refused)).toEqual([]);
+    expect(await h.sessionIds()).toContain(landing.sessionId);
+    expect(h.fake.calls).toHaveLength(0);
+
+    const portal = await h.login();
+    const res = await h
+      .post(portal.cookie, '/logout?returnTo=https%3A%2F%2Flanding.example%2Fbye')
+      .set({ Origin: 'https://portal.example', 'Sec-Fetch-Site': 'cross-site' })
+      .expect(303);
+    expect(res.headers.location).toBe('https://landing.example/bye');
+    expect(await h.sessionIds()).toEqual([landing.sessionId]);
+  });
+
+  it.each([
+    [{ trustedOrigins: 'https://a.example' }, /`trustedOrigins` must be an array/],
+    [{ trustedOrigins: ['https://a.example/path'] }, /`trustedOrigins\[0\]` must be an origin only/],
+    [{ trustedOrigins: ['a.example'] }, /`trustedOrigins\[0\]` is not an origin/],
+    [{ trustedOrigins: [42] }, /`trustedOrigins\[0\]` must be a string/],
+    [{ clearSiteData: 'yes' }, /`clearSiteData` must be true, false, or a non-empty array of 'cache'/],
+    [{ clearSiteData: [] }, /`clearSiteData` must be true, false/],
+    [{ clearSiteData: ['cookies', 'everything'] }, /`clearSiteData\[1\]` must be true, false/],
+  ])('validates %j at construction', (extra, message) => {
+    expect(() => polarLogout({ clientId: 'id', clientSecret: 'secret', ...extra } as PolarLogoutOptions)).toThrow(
+      message,
+    );
+  });
+});
+
+describe('clearing what the browser holds', () => {
+  it('clears a partitioned cookie as partitioned, with its priority', async () => {
+    const h = await harness({ cookie: { httpOnly: true, sameSite: 'lax', partitioned: true, priority: 'high' } });
+    const { cookie } = await h.login();
+    const res = await h.post(cookie).expect(303);
+    const cleared = cookieHeader(res).find((c) => c.startsWith('connect.sid='));
+    expect(cleared?.split('; ').sort()).toEqual(
+      [
+        'connect.sid=',
+        'Path=/',
+        'Expires=Thu, 01 Jan 1970 00:00:00 GMT',
+        'HttpOnly',
+        'SameSite=Lax',
+        'Partitioned',
+        'Priority=High',
+      ].sort(),
+    );
+  });
+
+  it('sends no Clear-Site-Data unless asked', async () => {
+    const h = await harness();
+    const { cookie } = await h.login();
+    const res = await h.post(cookie).expect(303);
+    expect(res.headers['clear-site-data']).toBeUndefined();
+  });
+
+  it.each([
+    [true, '"cache", "cookies", "storage"'],
+    [['cookies', 'storage', 'cookies'], '"cookies", "storage"'],
+  ] as const)('with clearSiteData: %j sends Clear-Site-Data on success only', async (clearSiteData, header) => {
+    const h = await harness({ logout: { clearSiteData, onRevocationFailure: 'fail', retries: 0 } });
+    const first = await h.login();
+    const ok = await h.post(first.cookie).expect(303);
+    expect(ok.headers['clear-site-data']).toBe(header);
+    const json = await h
+      .post((await h.login()).cookie)
+      .set('Accept', 'application/json')
+      .expect(200);
+    expect(json.headers['clear-site-data']).toBe(header);
+
+    const kept = await h.login();
+    const refused = await h.post(kept.cookie).set('Origin', 'https://evil.example').expect(403);
+    expect(refused.headers['clear-site-data']).toBeUndefined();
+    h.fake.fail({ type: 'status', status: 503 });
+    const failed = await h.post(kept.cookie).expect(502);
+    expect(failed.headers['clear-site-data']).toBeUndefined();
+    expect(await h.sessionIds()).toEqual([kept.sessionId]);
   });
 });

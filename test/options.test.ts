@@ -33,7 +33,22 @@ describe('options are validated at construction', () => {
       { ...base, baseUrl: 'https://u:p@api.polar.sh' },
       /`baseUrl` must not contain credentials/,
     ],
-    ['baseUrl with a query', { ...base, baseUrl: 'https://api.polar.sh/?x=1' }, /`baseUrl` must not have a query/],
+    // Issue 13: a path (the API prefix `/v1` included) made every revocation a 404 while logouts looked fine.
+    ...[
+      'https://api.polar.sh/v1',
+      'https://api.polar.sh/v1/',
+      'https://api.polar.sh/v1/oauth2/revoke',
+      'https://proxy.internal:8443/polar/',
+      'http://127.0.0.1:4010//',
+      'https://api.polar.sh/?x=1',
+      'https://api.polar.sh?',
+      'https://api.polar.sh/#top',
+      'https://api.polar.sh#',
+    ].map((baseUrl): [string, unknown, RegExp] => [
+      `baseUrl ${baseUrl}`,
+      { ...base, baseUrl },
+      /`baseUrl` must be an origin only \(scheme, host and optional port\), such as https:\/\/api\.polar\.sh: no path, query or fragment\. The library adds \/v1\/oauth2\/revoke itself\.$/,
+    ]),
     ['ftp baseUrl', { ...base, baseUrl: 'ftp://localhost' }, /`baseUrl` must use https/],
     ['timeoutMs zero', { ...base, timeoutMs: 0 }, /`timeoutMs` must be an integer from 1 to 120000/],
     ['timeoutMs fractional', { ...base, timeoutMs: 1.5 }, /`timeoutMs` must be an integer/],
@@ -93,9 +108,10 @@ describe('options are validated at construction', () => {
 
   it.each([
     ['https://api.polar.sh'],
-    ['https://proxy.internal:8443/polar/'],
+    ['https://api.polar.sh/'],
+    ['https://proxy.internal:8443'],
     ['http://127.0.0.1:4010'],
-    ['http://localhost:4010'],
+    ['http://localhost:4010/'],
     ['http://[::1]:4010'],
   ])('accepts baseUrl %s', (baseUrl) => {
     polarLogout({ ...base, baseUrl }).close();

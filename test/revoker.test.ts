@@ -1,9 +1,10 @@
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import { createPolarRevoker, type PolarRevoker } from '../lib';
+import { createPolarRevoker, polarLogout, PolarLogoutError, type PolarRevoker, type TokenTypeHint } from '../lib';
 import { VERSION } from '../lib/version';
 import { classifyResponse, parseRetryAfter } from '../lib/revoker';
 import { startFakePolar, type FakePolar } from '../lib/testing';
+import { createHarness } from './support/harness';
 
 let fake: FakePolar;
 let revoker: PolarRevoker;
@@ -174,6 +175,8 @@ describe('classifyResponse', () => {
     [r(400, {}, '{"error":"invalid_client"}'), { code: 'INVALID_CLIENT', httpStatus: 400, retryable: false }],
     [r(400, {}, '{"error":"invalid_request"}'), { code: 'REJECTED', httpStatus: 400, retryable: false }],
     [r(400, {}, 'not json'), { code: 'REJECTED', httpStatus: 400, retryable: false }],
+    // Polar's revoke path exists: a 404 means the URL is wrong, not that the token was refused.
+    [r(404, {}, '{"detail":"Not Found"}'), { code: 'UNEXPECTED_RESPONSE', httpStatus: 404, retryable: false }],
     [r(401), { code: 'INVALID_CLIENT', httpStatus: 401, retryable: false }],
     [r(429), { code: 'RATE_LIMITED', httpStatus: 429, retryable: true }],
     [r(503, { 'retry-after': '3' }), { code: 'SERVER_ERROR', httpStatus: 503, retryable: true, retryAfterMs: 3000 }],
@@ -198,5 +201,203 @@ describe('parseRetryAfter', () => {
     [undefined, undefined],
   ])('%j -> %j', (value, expected) => {
     expect(parseRetryAfter(value, now)).toBe(expected);
+  });
+});
+
+/** A server that answers every request the same way, for URLs that are not Polar's API. */
+async function startServer(
+  answer: (res: http.ServerResponse) => void,
+): Promise<{ url: string; hits: () => number; close(): Promise<void> }> {
+  let hits = 0;
+  const server = http.createServer((req, res) => {
+    hits += 1;
+    req.resume();
+    req.on('end', () => answer(res));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    hits: () => hits,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('revokeToken() hint (issue 12 §3)', () => {
+  it.each(['access_token&client_id=x', 'refresh_token&token=other', 'ACCESS_TOKEN', '', undefined, 42])(
+    'rejects %j with INVALID_ARGUMENT, naming the allowed values, and sends nothing',
+    async (hint) => {
+      const error = await revoker.revokeToken(fake.issueTokens().accessToken, hint as TokenTypeHint).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(error).toBeInstanceOf(PolarLogoutError);
+      expect(error).toMatchObject({ code: 'INVALID_ARGUMENT' });
+      expect((error as Error).message).toContain("'access_token' or 'refresh_token'");
+      if (typeof hint === 'string' && hint !== '') expect((error as Error).message).not.toContain(hint);
+      expect(fake.calls).toHaveLength(0);
+    },
+  );
+
+  it('rejects bad per-call options the same way instead of throwing from a timer', async () => {
+    for (const options of [{ timeoutMs: 1.5 }, { timeoutMs: 0 }, { retries: -1 }, { signal: {} }]) {
+      await expect(revoker.revoke(fake.issueTokens(), options as never)).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+      });
+    }
+    expect(fake.calls).toHaveLength(0);
+  });
+});
+
+describe('ill-formed token strings are "no such token" (issue 12 §3)', () => {
+  const LONE = ['\uD800', 'polar_at_\uDC00x', 'x\uD83D', '\uDE00\uD83D'];
+
+  it.each(LONE)('revokeToken(%j) resolves absent without a call', async (token) => {
+    await expect(revoker.revokeToken(token, 'access_token')).resolves.toEqual({
+      status: 'absent',
+      attempts: 0,
+      durationMs: 0,
+    });
+    expect(fake.calls).toHaveLength(0);
+  });
+
+  it('revoke() skips the ill-formed token and still revokes the other one', async () => {
+    const pair = fake.issueTokens();
+    const result = await revoker.revoke({ accessToken: '\uD800' + pair.accessToken, refreshToken: pair.refreshToken });
+    expect(result.accessToken.status).toBe('absent');
+    expect(result.refreshToken.status).toBe('revoked');
+    expect(fake.calls.map((c) => c.hint)).toEqual(['refresh_token']);
+  });
+
+  it('a well-formed astral character is still a token', async () => {
+    await expect(revoker.revokeToken('tok\u{1F600}', 'access_token')).resolves.toMatchObject({ status: 'revoked' });
+    expect(fake.calls.map((c) => c.token)).toEqual(['tok\u{1F600}']);
+  });
+
+  it('the middleware logs the user out (303, session destroyed) instead of answering 500', async () => {
+    const h = await createHarness();
+    try {
+      const { cookie } = await h.login({
+        accessToken: 'polar_at_\uD800',
+        refreshToken: 'polar_rt_\uDFFF',
+        user: 'ada',
+      });
+      expect(await h.sessionIds()).toHaveLength(1);
+      await h.post(cookie).expect(303);
+      expect(await h.sessionIds()).toEqual([]);
+      expect(h.errors).toEqual([]);
+      expect(h.events[0]?.revocation).toMatchObject({
+        accessToken: { status: 'absent' },
+        refreshToken: { status: 'absent' },
+      });
+      expect(h.fake.calls).toHaveLength(0);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('verify() (issue 13 §1)', () => {
+  it('resolves ok with the right URL and credentials, revoking a random unknown token', async () => {
+    await expect(revoker.verify()).resolves.toEqual({ ok: true });
+    await expect(revoker.verify()).resolves.toEqual({ ok: true });
+    expect(fake.calls).toHaveLength(2);
+    const [first, second] = fake.calls;
+    expect(first).toMatchObject({ hint: 'access_token', authenticated: true, result: 200 });
+    expect(first?.token).toMatch(/^[A-Za-z0-9_-]{43}$/); // 32 random bytes, base64url
+    expect(second?.token).not.toBe(first?.token);
+  });
+
+  it('reports INVALID_CLIENT for a wrong secret', async () => {
+    const wrong = createPolarRevoker({ clientId: fake.clientId, clientSecret: 'polar_cs_wrong', baseUrl: fake.url });
+    try {
+      await expect(wrong.verify()).resolves.toEqual({
+        ok: false,
+        error: { code: 'INVALID_CLIENT', httpStatus: 401 },
+      });
+    } finally {
+      wrong.close();
+    }
+    expect(fake.calls).toMatchObject([{ authenticated: false, result: 401 }]);
+  });
+
+  it('reports UNEXPECTED_RESPONSE for a baseUrl that answers a web page, or 404', async () => {
+    const html = await startServer((res) =>
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end('<!doctype html><title>Hi</title>'),
+    );
+    const notFound = await startServer((res) =>
+      res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"detail":"Not Found"}'),
+    );
+    const clients = [html, notFound].map((s) =>
+      createPolarRevoker({ clientId: 'id', clientSecret: 'secret', baseUrl: s.url }),
+    );
+    try {
+      await expect(clients[0]!.verify()).resolves.toEqual({
+        ok: false,
+        error: { code: 'UNEXPECTED_RESPONSE', httpStatus: 200 },
+      });
+      await expect(clients[1]!.verify()).resolves.toEqual({
+        ok: false,
+        error: { code: 'UNEXPECTED_RESPONSE', httpStatus: 404 },
+      });
+      expect([html.hits(), notFound.hits()]).toEqual([1, 1]);
+    } finally {
+      for (const c of clients) c.close();
+      await Promise.all([html.close(), notFound.close()]);
+    }
+  });
+
+  it('reports NETWORK_ERROR when nothing listens, without rejecting', async () => {
+    const gone = await startServer((res) => res.end());
+    await gone.close();
+    const client = createPolarRevoker({ clientId: 'id', clientSecret: 'secret', baseUrl: gone.url, retries: 0 });
+    try {
+      await expect(client.verify()).resolves.toEqual({ ok: false, error: { code: 'NETWORK_ERROR' } });
+    } finally {
+      client.close();
+    }
+  });
+
+  it('reports TIMEOUT within timeoutMs when Polar hangs', async () => {
+    fake.fail({ type: 'hang' });
+    const client = createPolarRevoker({
+      clientId: fake.clientId,
+      clientSecret: fake.clientSecret,
+      baseUrl: fake.url,
+      timeoutMs: 150,
+    });
+    const started = Date.now();
+    try {
+      await expect(client.verify()).resolves.toEqual({ ok: false, error: { code: 'TIMEOUT' } });
+    } finally {
+      client.close();
+    }
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it('reports ABORTED and sends nothing with a pre-aborted signal', async () => {
+    await expect(revoker.verify({ signal: AbortSignal.abort() })).resolves.toEqual({
+      ok: false,
+      error: { code: 'ABORTED' },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(fake.calls).toHaveLength(0);
+    expect(fake.connections).toBe(0);
+  });
+
+  it('is on the handler too', async () => {
+    const right = polarLogout({ clientId: fake.clientId, clientSecret: fake.clientSecret, baseUrl: fake.url });
+    const wrong = polarLogout({ clientId: fake.clientId, clientSecret: 'nope', baseUrl: fake.url });
+    try {
+      await expect(right.verify()).resolves.toEqual({ ok: true });
+      await expect(wrong.verify()).resolves.toEqual({ ok: false, error: { code: 'INVALID_CLIENT', httpStatus: 401 } });
+    } finally {
+      right.close();
+      wrong.close();
+    }
+    expect(fake.calls.map((c) => c.authenticated)).toEqual([true, false]);
   });
 });

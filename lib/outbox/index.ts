@@ -18,6 +18,7 @@ import {
 } from './job';
 import { createMemoryQueue } from './memory-queue';
 import { resolveOutboxConfig } from './options';
+import { observeOutbox } from '../telemetry/outbox';
 import type { RevocationOutbox, RevocationOutboxOptions } from './types';
 
 export function createRevocationOutbox(options: RevocationOutboxOptions): RevocationOutbox {
@@ -47,7 +48,7 @@ export function createRevocationOutbox(options: RevocationOutboxOptions): Revoca
       'in-memory outbox: queued revocations live in this process only and are lost on restart; pass `redis` to keep them',
     );
     const queue = createMemoryQueue(ctx);
-    return {
+    return observeOutbox({
       mode: 'memory',
       enqueue: reported((token, hint, context = {}) => {
         const { id, job } = jobFor(token, hint, context.sessionIdHash);
@@ -67,7 +68,7 @@ export function createRevocationOutbox(options: RevocationOutboxOptions): Revoca
         await queue.close();
         revoker.close();
       },
-    };
+    });
   }
 
   const pending: Promise<BullmqQueue> = createBullmqQueue(ctx, config.redis);
@@ -77,7 +78,7 @@ export function createRevocationOutbox(options: RevocationOutboxOptions): Revoca
   );
   let closing: Promise<void> | undefined;
 
-  return {
+  return observeOutbox({
     mode: 'redis',
     enqueue: reported(async (token, hint, context = {}) => {
       const { id, job } = jobFor(token, hint, context.sessionIdHash);
@@ -104,7 +105,7 @@ export function createRevocationOutbox(options: RevocationOutboxOptions): Revoca
       })();
       return closing;
     },
-  };
+  });
 }
 
 type Enqueue = RevocationOutbox['enqueue'];

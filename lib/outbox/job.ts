@@ -13,6 +13,7 @@ import { warnOnce } from '../warnings';
 import { unseal, type OutboxKeyring } from './crypto';
 import type { OutboxConfig } from './options';
 import type { OutboxErrorCode, OutboxSettledEvent } from './types';
+import { publishSettled } from '../telemetry/outbox';
 
 const debug = createDebug('express-polar-logout:outbox');
 
@@ -167,6 +168,7 @@ export async function reportSettled(
   event: OutboxSettledEvent,
   limitMs: number,
 ): Promise<void> {
+  publishSettled(event);
   debug(
     '%s settled: %s after %d attempt(s)%s',
     event.tokenType,

@@ -506,3 +506,49 @@ describeWithRedis('faults at the tombstone store (guardSessionStore with Redis t
     }
   });
 });
+
+/**
+ * Issue 12 §1: Polar answering `503, Retry-After: 0` just before the budget ends used to start the retry on an
+ * aborted signal with nobody handling its rejection: the app died within 7–18 logouts, printing the secret.
+ */
+describe('503 Retry-After: 0 at the end of the budget, through polarLogout', () => {
+  const unhandled = trackUnhandled();
+  afterAll(() => unhandled.stop());
+
+  it('every logout completes, no rejection goes unhandled, attempts == calls the stand-in received', async () => {
+    const LOGOUTS = 40;
+    const h = await createHarness({ logout: { timeoutMs: 200, retries: 1 } });
+    let attempts = 0;
+    const problems: string[] = [];
+    try {
+      h.fake.fail({ type: 'status', status: 503, retryAfter: '0' });
+      for (let i = 0; i < LOGOUTS; i += 1) {
+        const { cookie } = await h.login();
+        h.fake.setLatency(188 + (i % 10)); // 188–197 ms: the answer lands at the very end of the 200 ms budget
+        const res = await h.post(cookie);
+        if (res.status !== 303) problems.push(`logout ${i}: ${res.status}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const sessions = await h.sessionIds();
+      if (sessions.length !== 0) problems.push(`${sessions.length} sessions left`);
+      if (h.events.length !== LOGOUTS) problems.push(`${h.events.length} audit events`);
+      for (const event of h.events) {
+        attempts += event.revocation.accessToken.attempts + event.revocation.refreshToken.attempts;
+      }
+    } finally {
+      await h.close();
+    }
+    const calls = h.fake.calls.length;
+    figure(
+      SECTION,
+      '503 Retry-After: 0 at the budget end: unhandled rejections',
+      unhandled.count,
+      '0',
+      unhandled.count === 0,
+    );
+    info(SECTION, '503 Retry-After: 0 at the budget end: attempts / calls received', `${attempts} / ${calls}`);
+    expect(unhandled.descriptions).toEqual([]);
+    expect(problems).toEqual([]);
+    expect(attempts).toBe(calls);
+  }, 60_000);
+});

@@ -19,6 +19,8 @@ const SECTION_CSRF = 'Logout CSRF';
 const SECTION_ODD = 'Odd sessions';
 
 const ALLOWED = 'https://app.example.com';
+/** An origin allowed to ask for a logout (trustedOrigins); ALLOWED only receives users. */
+const TRUSTED = 'https://portal.example.com';
 const FALLBACK = '/signed-out';
 /** Where the browser is when it follows the Location header (any origin works: only "same or allowed" matters). */
 const BASES = ['https://site.test/logout', 'http://127.0.0.1:3000/a/b/logout?x=1'];
@@ -350,7 +352,10 @@ describe('open redirects', () => {
 
 describe('logout CSRF', () => {
   it('refuses cross-site requests and other methods with no side effect, when mounted with app.use', async () => {
-    const h = await createHarness({ mount: 'use', logout: { allowedRedirectOrigins: [ALLOWED] } });
+    const h = await createHarness({
+      mount: 'use',
+      logout: { allowedRedirectOrigins: [ALLOWED], trustedOrigins: [TRUSTED] },
+    });
     try {
       const { tokens, sessionId, cookie } = await h.login();
       const host = 'logout.test';
@@ -361,7 +366,12 @@ describe('logout CSRF', () => {
         ['POST Origin: lookalike host', 403, (t) => t.set('Origin', `http://${host}.evil.example`)],
         ['POST Origin: own host, other port', 403, (t) => t.set('Origin', `http://${host}:8080`)],
         ['POST Origin: own host with userinfo', 403, (t) => t.set('Origin', `http://evil@${host}`)],
-        ['POST Origin: allowlisted host over http', 403, (t) => t.set('Origin', 'http://app.example.com')],
+        ['POST Origin: trusted host over http', 403, (t) => t.set('Origin', 'http://portal.example.com')],
+        [
+          'POST Origin: a redirect target, not trusted',
+          403,
+          (t) => t.set({ Origin: ALLOWED, 'Sec-Fetch-Site': 'cross-site' }),
+        ],
         [
           'POST Origin: foreign + Sec-Fetch-Site: same-origin',
           403,
@@ -423,6 +433,10 @@ describe('logout CSRF', () => {
         .expect(303);
       expect(await h.sessionIds()).toEqual([]);
       expect(h.fake.isActive(tokens.refreshToken)).toBe(false);
+      // And from the trusted origin, cross-site.
+      const second = await h.login();
+      await h.post(second.cookie).set({ Host: host, Origin: TRUSTED, 'Sec-Fetch-Site': 'cross-site' }).expect(303);
+      expect(await h.sessionIds()).toEqual([]);
     } finally {
       await h.close();
     }

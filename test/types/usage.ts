@@ -9,6 +9,7 @@ import {
   PolarLogoutError,
   type LogoutEvent,
   type PolarLogoutErrorCode,
+  type PolarSessionData,
   type RevocationErrorCode,
   type TokenOutcome,
 } from '../../lib';
@@ -40,6 +41,17 @@ polarLogout({ ...credentials, clientAuth: 'private_key_jwt' });
 
 // @ts-expect-error timeoutMs is a number
 polarLogout({ ...credentials, timeoutMs: '5000' });
+
+// Who may ask for a logout, and what the browser is told to forget.
+polarLogout({ ...credentials, trustedOrigins: ['https://www.example.com'], clearSiteData: true });
+polarLogout({ ...credentials, clearSiteData: ['cookies', 'storage'] });
+// @ts-expect-error not a Clear-Site-Data directive
+polarLogout({ ...credentials, clearSiteData: ['everything'] });
+// @ts-expect-error trustedOrigins is an array
+polarLogout({ ...credentials, trustedOrigins: 'https://www.example.com' });
+
+// The opt-in session fields: what the default getTokens reads, typed as strings.
+assertType<Equal<PolarSessionData, { accessToken?: string; refreshToken?: string }>>();
 
 // getTokens and onLogout get the request type, including an app's own request type.
 interface AppRequest extends Request {
