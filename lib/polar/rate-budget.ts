@@ -156,12 +156,25 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
 }
 
 /**
- * The budget: a shared store when one is given, with this process's own bucket as the fallback when the store
- * does not answer within the bound (a dead Redis must never hang a logout nor stop the outbox; the fallback
- * keeps each process within the limit on its own, which is the best it can know).
+ * This process's bucket for one Polar host and shape: the logout handler, the standalone client and the outbox
+ * of one process draw from the same one, since Polar counts the address, not the part of the app.
  */
-export function createRateBudget(shape: BucketShape, shared?: BucketStore): RateBudget {
-  const local = createMemoryBucket(shape);
+const processBuckets = new Map<string, BucketStore>();
+
+function processBucket(host: string, shape: BucketShape): BucketStore {
+  const key = `${host} ${shape.requests}/${shape.perMs} ${shape.reserve}`;
+  let bucket = processBuckets.get(key);
+  if (!bucket) processBuckets.set(key, (bucket = createMemoryBucket(shape)));
+  return bucket;
+}
+
+/**
+ * The budget for calls to `host`: a shared store when one is given, with this process's own bucket as the
+ * fallback when the store does not answer within the bound (a dead Redis must never hang a logout nor stop the
+ * outbox; the fallback keeps each process within the limit on its own, which is the best it can know).
+ */
+export function createRateBudget(shape: BucketShape, host: string, shared?: BucketStore): RateBudget {
+  const local = processBucket(host, shape);
   let strikes = 0;
   let lastPauseAt = 0;
 

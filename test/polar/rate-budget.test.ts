@@ -139,8 +139,8 @@ describeWithRedis('Redis bucket', () => {
   it('a pause through one budget holds every other budget on the same Redis', async () => {
     const shape = bucketShape(600, 1000);
     const key = '{polar-logout}:budget:test-pause';
-    const a = createRateBudget(shape, createRedisBucket(sendOf(await client()), key, shape));
-    const b = createRateBudget(shape, createRedisBucket(sendOf(await client()), key, shape));
+    const a = createRateBudget(shape, 'polar.test', createRedisBucket(sendOf(await client()), key, shape));
+    const b = createRateBudget(shape, 'polar.test', createRedisBucket(sendOf(await client()), key, shape));
     a.pause(400);
     await new Promise((r) => setTimeout(r, 50));
     const refused = await b.take(1, 'live');
@@ -153,7 +153,7 @@ describeWithRedis('Redis bucket', () => {
   it('without Retry-After, repeated 429s back off longer each time', async () => {
     const shape = bucketShape(600, 1000);
     const key = '{polar-logout}:budget:test-backoff';
-    const budget = createRateBudget(shape, createRedisBucket(sendOf(await client()), key, shape));
+    const budget = createRateBudget(shape, 'polar.test', createRedisBucket(sendOf(await client()), key, shape));
     budget.pause(undefined);
     await new Promise((r) => setTimeout(r, 30));
     const first = (await budget.take(1, 'live')).retryInMs;
@@ -173,7 +173,11 @@ describeWithRedis('Redis bucket', () => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- a fresh module registry needs require
       fresh = require('../../lib/polar/rate-budget') as typeof import('../../lib/polar/rate-budget');
     });
-    const budget = fresh.createRateBudget(shape, fresh.createRedisBucket(hanging, '{polar-logout}:budget:x', shape));
+    const budget = fresh.createRateBudget(
+      shape,
+      'polar.test',
+      fresh.createRedisBucket(hanging, '{polar-logout}:budget:x', shape),
+    );
     const emitWarning = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
     try {
       const started = Date.now();
@@ -191,7 +195,11 @@ describeWithRedis('Redis bucket', () => {
     const own = await startRedisServer();
     const c = await connectNodeRedis(own.url);
     const shape = bucketShape(600, 1000);
-    const budget = createRateBudget(shape, createRedisBucket(sendOf(c), '{polar-logout}:budget:y', shape));
+    const budget = createRateBudget(
+      shape,
+      'polar.test',
+      createRedisBucket(sendOf(c), '{polar-logout}:budget:y', shape),
+    );
     expect((await budget.take(1, 'live')).granted).toBe(1);
     await own.kill();
     const grant = await budget.take(1, 'live', 100);
