@@ -4,6 +4,8 @@
  * a secret (baseUrl is never echoed either: it may hold credentials).
  */
 import { invalidOption } from './errors';
+import type { BucketShape } from './polar/rate-budget';
+import { resolveRateLimit } from './polar/rate-limit-options';
 import type { ClientAuthMethod, PolarClientOptions, PolarLogoutOptions, PolarRevokerOptions, TokenPair } from './types';
 import type { Request } from 'express';
 
@@ -22,6 +24,8 @@ export interface ClientConfig {
   /** Full URL of the revocation endpoint. */
   revokeUrl: string;
   clientAuth: ClientAuthMethod;
+  /** The rate budget's shape; undefined: no budget. */
+  rateLimit: BucketShape | undefined;
 }
 
 export interface RevokerConfig extends ClientConfig {
@@ -44,7 +48,7 @@ export interface LogoutConfig<Req extends Request = Request> extends RevokerConf
   clearSiteData: string | undefined;
 }
 
-const CLIENT_KEYS = ['clientId', 'clientSecret', 'server', 'baseUrl', 'clientAuth'] as const;
+const CLIENT_KEYS = ['clientId', 'clientSecret', 'server', 'baseUrl', 'clientAuth', 'rateLimit'] as const;
 const REVOKER_KEYS = [...CLIENT_KEYS, 'timeoutMs', 'retries'] as const;
 const LOGOUT_KEYS = [
   ...REVOKER_KEYS,
@@ -162,6 +166,7 @@ export function resolveClientConfig(options: PolarClientOptions): ClientConfig {
       ['client_secret_post', 'client_secret_basic'] as const,
       'client_secret_post',
     ),
+    rateLimit: resolveRateLimit(options.rateLimit, options.server, options.baseUrl),
   };
 }
 

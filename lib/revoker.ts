@@ -12,7 +12,8 @@ import { Axios, type AxiosResponse } from 'axios';
 import createDebug from 'debug';
 import { PolarLogoutError } from './errors';
 import { resolveRevokerConfig, type RevokerConfig } from './options';
-import { traceAttempts } from './telemetry';
+import { createRateBudget, type CallPriority, type RateBudget } from './polar/rate-budget';
+import { recordThrottled, traceAttempts } from './telemetry';
 import { normaliseToken, normaliseTokens } from './tokens';
 import type {
   PolarRevokerOptions,
@@ -35,6 +36,8 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
 /** First in-request retry delay when Polar gives no Retry-After; doubles per attempt, with jitter. */
 const RETRY_BASE_MS = 100;
 const RETRY_CAP_MS = 1000;
+/** Longest wait for a shared (Redis) rate budget's answer before this process's own bucket decides. */
+const RATE_STORE_BOUND_MS = 250;
 
 export interface RevokeCallOptions {
   /** Cancels the call; outcomes then report `ABORTED`. */
@@ -43,6 +46,12 @@ export interface RevokeCallOptions {
   timeoutMs?: number;
   /** Overrides the instance's retries for this call (the outbox makes one attempt per job run). */
   retries?: number;
+  /**
+   * Whose call this is, for the rate budget. `'live'` (default): never waits for the budget; a call it cannot
+   * cover is not sent and fails `THROTTLED`. `'drain'` (the outbox): waits for the budget within the first half of
+   * `timeoutMs`, and leaves the budget's reserve to live calls.
+   */
+  priority?: CallPriority;
 }
 
 /** A token revocation that failed, with what a scheduler needs to know to try again. */
@@ -88,14 +97,18 @@ interface Budget {
   /** The budget's own timeout, to tell TIMEOUT from the caller's ABORTED. */
   readonly timeout: AbortSignal;
   readonly expiresAt: number;
+  readonly timeoutMs: number;
+  readonly priority: CallPriority;
 }
 
-function startBudget(timeoutMs: number, external: AbortSignal | undefined): Budget {
+function startBudget({ timeoutMs, signal: external, priority }: CallSettings): Budget {
   const timeout = AbortSignal.timeout(timeoutMs);
   return {
     signal: external ? AbortSignal.any([timeout, external]) : timeout,
     timeout,
     expiresAt: performance.now() + timeoutMs,
+    timeoutMs,
+    priority,
   };
 }
 
@@ -221,6 +234,7 @@ const RETRYABLE_CODES: ReadonlySet<RevocationErrorCode> = new Set<RevocationErro
   'NETWORK_ERROR',
   'RATE_LIMITED',
   'SERVER_ERROR',
+  'THROTTLED',
 ]);
 
 export function isRetryableFailure(error: RevocationError | undefined): boolean {
@@ -255,11 +269,12 @@ interface CallSettings {
   timeoutMs: number;
   retries: number;
   signal: AbortSignal | undefined;
+  priority: CallPriority;
 }
 
 /** Per-call overrides, checked like the options they override (a call without them costs nothing). */
 function resolveCallOptions(options: RevokeCallOptions, config: RevokerConfig): CallSettings {
-  const { signal, timeoutMs = config.timeoutMs, retries = config.retries } = options;
+  const { signal, timeoutMs = config.timeoutMs, retries = config.retries, priority = 'live' } = options;
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 120_000) {
     throw invalidArgument('`timeoutMs` must be an integer from 1 to 120000.');
   }
@@ -269,7 +284,8 @@ function resolveCallOptions(options: RevokeCallOptions, config: RevokerConfig): 
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw invalidArgument('`signal` must be an AbortSignal.');
   }
-  return { timeoutMs, retries, signal };
+  if ((priority as unknown) !== 'live' && priority !== 'drain') throw invalidArgument("`priority` must be 'live' or 'drain'.");
+  return { timeoutMs, retries, signal, priority };
 }
 
 /** Builds a revoker from an already validated config (polarLogout and the outbox validate their own options). */
@@ -281,6 +297,7 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
   const agentOptions = { keepAlive: true, keepAliveMsecs: 60_000 };
   const agent = isHttps ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
   const transport = isHttps ? https : http;
+  const rate = config.rateLimit ? createRateBudget(config.rateLimit, new URL(config.revokeUrl).host) : undefined;
 
   // Everything constant is computed once: the credentials part of the body or the Basic header.
   const headers: Record<string, string> = {
@@ -368,9 +385,27 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     }
     const failure = classifyResponse(result);
     if (failure !== null && !failure.retryable) warnMisconfiguration(failure);
+    // Polar's limit is per address: everybody sharing the budget pauses, not just this call.
+    if (failure?.code === 'RATE_LIMITED') rate?.pause(failure.retryAfterMs);
     return failure;
   }
   const tracedAttempt = traceAttempts<Budget, AttemptFailure>(config.revokeUrl, attempt);
+
+  /**
+   * Draws one call from the rate budget: null when granted, else the THROTTLED failure. A live call never waits
+   * (the user is answered, the token queued); the drain waits for its turn within the first half of its budget.
+   */
+  async function takeTurn(rateBudget: RateBudget, budget: Budget): Promise<AttemptFailure | null> {
+    for (;;) {
+      const grant = await rateBudget.take(1, budget.priority, Math.min(RATE_STORE_BOUND_MS, remainingMs(budget)));
+      if (grant.granted > 0) return null;
+      const throttled: AttemptFailure = { code: 'THROTTLED', retryable: true, retryAfterMs: grant.retryInMs };
+      const wait = grant.retryInMs + Math.round(Math.random() * grant.retryInMs); // jitter: drains do not herd
+      if (budget.priority === 'live' || wait > remainingMs(budget) - budget.timeoutMs / 2) return throttled;
+      await sleep(wait, undefined, { signal: budget.signal }).catch(() => undefined);
+      if (isAborted(budget)) return throttled;
+    }
+  }
 
   async function revokeWithin(
     token: string,
@@ -389,6 +424,13 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
       failure,
     });
     for (;;) {
+      const throttled = rate && !isAborted(budget) ? await takeTurn(rate, budget) : null;
+      if (throttled) {
+        recordThrottled(hint);
+        debug('%s revocation: attempt %d not sent, the rate budget is spent', hint, attempts + 1);
+        // After an answer from Polar (a 429 that paused the budget, a 503), that answer says more.
+        return failed(last ?? throttled);
+      }
       // Traced only when there is something to send: an aborted signal ends the loop without a span.
       const failure = isAborted(budget) ? NOT_SENT : await tracedAttempt(token, hint, budget, attempts + 1);
       if (typeof failure === 'symbol') {
@@ -428,7 +470,7 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     const call = resolveCallOptions(options, config);
     const usable = normaliseToken(token);
     if (usable === undefined) return absent();
-    return revokeWithin(usable, hint, startBudget(call.timeoutMs, call.signal), call.retries);
+    return revokeWithin(usable, hint, startBudget(call), call.retries);
   }
 
   async function revoke(tokens: TokenPair, options: RevokeCallOptions = {}): Promise<RevocationResult> {
@@ -437,7 +479,7 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     if (accessToken === undefined && refreshToken === undefined) {
       return { accessToken: absent(), refreshToken: absent() };
     }
-    const budget = startBudget(call.timeoutMs, call.signal);
+    const budget = startBudget(call);
     // Both calls go out at once: the access token dies even when the refresh call fails.
     const [access, refresh] = await Promise.all([
       accessToken === undefined

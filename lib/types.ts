@@ -1,4 +1,7 @@
 import type { Request } from 'express';
+import type { RateLimitOptions } from './polar/rate-limit-options';
+
+export type { RateLimitOptions };
 
 /** Which Polar environment to talk to. */
 export type PolarServer = 'production' | 'sandbox';
@@ -31,6 +34,11 @@ export interface PolarClientOptions {
   baseUrl?: string;
   /** How credentials are sent: in the form body (as Polar documents, the default) or as HTTP Basic. */
   clientAuth?: ClientAuthMethod;
+  /**
+   * The budget of calls to Polar (see "Polar's rate limit" in the README). Default: 80 % of Polar's limit for
+   * `server` (400 a minute in production, 80 in sandbox); none when `baseUrl` is set; `false` turns it off.
+   */
+  rateLimit?: RateLimitOptions | false;
 }
 
 /** Options of the standalone revocation client. */
@@ -58,7 +66,9 @@ export type RevocationErrorCode =
   /** Polar answered another 4xx: the request was refused and will not succeed if repeated. */
   | 'REJECTED'
   /** Something answered 200 with an HTML page or a redirect: baseUrl does not point at Polar's API. */
-  | 'UNEXPECTED_RESPONSE';
+  | 'UNEXPECTED_RESPONSE'
+  /** Not sent: the rate budget for Polar was spent (see `rateLimit`). Retryable; queued when there is an outbox. */
+  | 'THROTTLED';
 
 /** What went wrong, with nothing secret in it. */
 export interface RevocationError {

@@ -202,3 +202,45 @@ describe('the Polar stand-in', () => {
     expect(await pending).toBe('closed');
   });
 });
+
+describe('rateLimit: Polar’s per-IP limit', () => {
+  it('answers 429 beyond requests per window, with Retry-After, counts refusals, and lets the next window through', async () => {
+    const fake = await startFakePolar({ rateLimit: { requests: 3, perMs: 400 } });
+    try {
+      const post = (): Promise<Response> =>
+        fetch(`${fake.url}/v1/oauth2/revoke`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+          body: `token=x&client_id=${fake.clientId}&client_secret=${fake.clientSecret}`,
+        });
+      const first = await Promise.all([post(), post(), post(), post(), post()]);
+      expect(first.map((r) => r.status).sort()).toEqual([200, 200, 200, 429, 429]);
+      const refused = first.find((r) => r.status === 429)!;
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(fake.rejected429).toBe(2);
+      expect(fake.calls.map((c) => c.result).filter((r) => r === 429)).toHaveLength(2);
+      await new Promise((r) => setTimeout(r, 450));
+      expect((await post()).status).toBe(200);
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it('retryAfter: false sends 429 without Retry-After, as Polar may', async () => {
+    const fake = await startFakePolar({ rateLimit: { requests: 1, perMs: 60_000, retryAfter: false } });
+    try {
+      const post = (): Promise<Response> =>
+        fetch(`${fake.url}/v1/oauth2/revoke`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+          body: `token=x&client_id=${fake.clientId}&client_secret=${fake.clientSecret}`,
+        });
+      expect((await post()).status).toBe(200);
+      const refused = await post();
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get('retry-after')).toBeNull();
+    } finally {
+      await fake.close();
+    }
+  });
+});

@@ -147,7 +147,12 @@ export async function runJob(ctx: JobContext, jobId: string, job: StoredJob, his
     return retry(deadline, parkDelay(ctx.config.backoff), history.attempts, { code: 'UNREADABLE_JOB' });
   }
 
-  const outcome = await ctx.revoker.revokeToken(token, job.hint, { retries: 0, timeoutMs: ctx.config.timeoutMs });
+  // The drain's priority: it waits for the rate budget and leaves its reserve to live logouts.
+  const outcome = await ctx.revoker.revokeToken(token, job.hint, {
+    retries: 0,
+    timeoutMs: ctx.config.timeoutMs,
+    priority: 'drain',
+  });
   const attempts = history.attempts + outcome.attempts;
   if (outcome.status === 'revoked') return settled(job, 'revoked', attempts);
 

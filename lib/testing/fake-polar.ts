@@ -12,6 +12,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { createFakeRateLimiter, type FakeRateLimitOptions } from './rate-limit';
 
 export type FakeTokenTypeHint = 'access_token' | 'refresh_token';
 
@@ -71,6 +72,12 @@ export interface FakePolarOptions {
   latencyMs?: number;
   /** Requests the stand-in does not handle go here (to add authorize, token or userinfo endpoints); default 404. */
   fallback?: (req: IncomingMessage, res: ServerResponse) => void;
+  /**
+   * Polar's rate limit: beyond `requests` calls per `perMs` from one client IP, answer 429 (with `Retry-After`
+   * unless `retryAfter: false`), in fixed windows that start at the IP's first call, as Polar counts them.
+   * Default: no limit.
+   */
+  rateLimit?: FakeRateLimitOptions;
 }
 
 export interface FakePolar {
@@ -84,6 +91,8 @@ export interface FakePolar {
   readonly connections: number;
   /** Most revocation requests in progress at the same time. */
   readonly maxConcurrent: number;
+  /** Calls refused with 429 by the `rateLimit` model (they are in `calls` too, with result 429). */
+  readonly rejected429: number;
   /**
    * Issues an access token and its refresh token: one issuance (Polar's one row). A token issued to another
    * `clientId` is refused with 400 invalid_grant when this stand-in's client revokes it.
@@ -279,7 +288,16 @@ export async function startFakePolar(options: FakePolarOptions = {}): Promise<Fa
       answeredAt: undefined,
     };
     calls.push(call);
-    const fault = takeFault(call.hint);
+    const retryAfterS = rateLimiter?.admit(req.socket.remoteAddress ?? '') ?? null;
+    const fault: FakeFault | undefined =
+      retryAfterS === null
+        ? takeFault(call.hint)
+        : {
+            type: 'status',
+            status: 429,
+            body: JSON.stringify({ detail: 'Too Many Requests' }),
+            ...(rateLimiter?.retryAfter && { retryAfter: String(retryAfterS) }),
+          };
     let finished = false;
     const done = (result: FakeRevokeCall['result']): void => {
       if (finished) return;
@@ -343,6 +361,8 @@ export async function startFakePolar(options: FakePolarOptions = {}): Promise<Fa
     return { status: 200 };
   }
 
+  const rateLimiter = options.rateLimit ? createFakeRateLimiter(options.rateLimit) : undefined;
+
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method === 'POST' && path === '/v1/oauth2/revoke') {
@@ -377,6 +397,9 @@ export async function startFakePolar(options: FakePolarOptions = {}): Promise<Fa
     get maxConcurrent() {
       return maxConcurrent;
     },
+    get rejected429() {
+      return rateLimiter?.rejected ?? 0;
+    },
     issueTokens(issueOptions = {}) {
       const owner = issueOptions.clientId ?? clientId;
       if (typeof owner !== 'string' || owner === '') throw new TypeError('issueTokens: clientId must be a string.');
@@ -402,6 +425,7 @@ export async function startFakePolar(options: FakePolarOptions = {}): Promise<Fa
     resetCalls() {
       calls = [];
       connections = 0;
+      rateLimiter?.resetCount();
       maxConcurrent = inFlight;
     },
     close() {

@@ -10,3 +10,4 @@ export {
   type FaultScope,
   type IssueTokensOptions,
 } from './fake-polar';
+export type { FakeRateLimitOptions } from './rate-limit';

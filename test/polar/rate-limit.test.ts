@@ -1,0 +1,196 @@
+/**
+ * Polar's rate limit, end to end over real HTTP: a stand-in that answers 429 beyond N calls per window (as Polar
+ * does, per client IP), the library's budget at N. The drain never meets a 429 and still uses ≥ 0.9 of N; live
+ * logouts go first and, when the budget is spent, are answered at once with THROTTLED tokens queued; a 429 pauses
+ * every call for Retry-After and work resumes spread out.
+ */
+import { createPolarRevoker, createRevocationOutbox, type OutboxSettledEvent, type RevocationOutbox } from '../../lib';
+import { startFakePolar, type FakePolar } from '../../lib/testing';
+import { createOutboxApp, sleep, waitFor } from '../outbox/support/app';
+
+/** The largest number of calls inside any window of `perMs` (times in ms, sorted). */
+function busiestWindow(times: number[], perMs: number): number {
+  let most = 0;
+  let start = 0;
+  for (let end = 0; end < times.length; end += 1) {
+    while (times[end]! - times[start]! >= perMs) start += 1;
+    most = Math.max(most, end - start + 1);
+  }
+  return most;
+}
+
+describe('the outbox drain within Polar’s limit', () => {
+  let fake: FakePolar;
+  let outbox: RevocationOutbox | undefined;
+  afterEach(async () => {
+    await outbox?.close();
+    outbox = undefined;
+    await fake.close();
+  });
+
+  it('600 queued tokens, stand-in limited to N per window, rateLimit N: zero 429s, ≥ 0.9 of N per window', async () => {
+    const N = 200;
+    const PER_MS = 1000;
+    fake = await startFakePolar({ rateLimit: { requests: N, perMs: PER_MS } });
+    const settled: OutboxSettledEvent[] = [];
+    outbox = createRevocationOutbox({
+      clientId: fake.clientId,
+      clientSecret: fake.clientSecret,
+      baseUrl: fake.url,
+      rateLimit: { requests: N, perMs: PER_MS },
+      concurrency: 10,
+      timeoutMs: 2000,
+      onSettled: (event) => void settled.push(event),
+    });
+    const tokens = Array.from({ length: 300 }, () => fake.issueTokens());
+    for (const pair of tokens) {
+      await outbox.enqueue(pair.accessToken, 'access_token');
+      await outbox.enqueue(pair.refreshToken, 'refresh_token');
+    }
+    await waitFor(() => settled.length === 600, 20_000, '600 settled');
+
+    expect(fake.rejected429).toBe(0);
+    expect(settled.filter((e) => e.outcome === 'revoked')).toHaveLength(600);
+    expect(tokens.every((pair) => !fake.isActive(pair.refreshToken))).toBe(true);
+    const times = fake.calls.map((c) => c.receivedAt).sort((a, b) => a - b);
+    expect(times).toHaveLength(600);
+    expect(busiestWindow(times, PER_MS)).toBeLessThanOrEqual(N);
+    // After the first burst, the drain runs at the budget's rate: 600 calls in ≤ 600 / (0.9 N) s.
+    const spanS = (times[times.length - 1]! - times[0]!) / 1000;
+    expect(600 / spanS).toBeGreaterThanOrEqual(0.9 * N);
+  }, 40_000);
+});
+
+describe('live logouts first', () => {
+  let fake: FakePolar;
+  afterEach(async () => {
+    await fake.close();
+  });
+
+  it('while the budget lasts they revoke at once; when it is spent they are THROTTLED, queued and answered at once', async () => {
+    // Burst 2 (a twentieth of 40), refilling 38 per 2 s: one logout's two calls, then none for ~50 ms each.
+    fake = await startFakePolar({ rateLimit: { requests: 40, perMs: 2000 } });
+    const outbox = createRevocationOutbox({
+      clientId: fake.clientId,
+      clientSecret: fake.clientSecret,
+      baseUrl: fake.url,
+      rateLimit: { requests: 40, perMs: 2000, reserve: 0 },
+      worker: true,
+    });
+    const app = createOutboxApp(fake, outbox, { logout: { rateLimit: { requests: 40, perMs: 2000, reserve: 0 } } });
+    try {
+      const users: Array<Awaited<ReturnType<typeof app.login>>> = [];
+      for (let i = 0; i < 6; i += 1) users.push(await app.login());
+      const answers = await Promise.all(
+        users.map(async (u) => {
+          const started = performance.now();
+          const res = await app.logout(u.cookie);
+          return { status: res.status, ms: performance.now() - started };
+        }),
+      );
+      expect(answers.map((a) => a.status)).toEqual([303, 303, 303, 303, 303, 303]);
+      const outcomes = app.events.flatMap((e) => [e.revocation.accessToken, e.revocation.refreshToken]);
+      const revoked = outcomes.filter((o) => o.status === 'revoked');
+      const throttled = outcomes.filter((o) => o.error?.code === 'THROTTLED');
+      expect(revoked.length).toBeGreaterThanOrEqual(2); // the burst went to Polar at once
+      expect(throttled.length).toBeGreaterThanOrEqual(6);
+      expect(revoked.length + throttled.length).toBe(12);
+      // Not sent, and queued: Polar saw only what the budget allowed, and no throttled logout waited for it.
+      expect(throttled.every((o) => o.attempts === 0 && o.queued === true)).toBe(true);
+      expect(fake.calls.filter((c) => c.result !== 429)).toHaveLength(revoked.length);
+      const throttledLogouts = app.events.filter((e) =>
+        [e.revocation.accessToken, e.revocation.refreshToken].every((o) => o.error?.code === 'THROTTLED'),
+      );
+      expect(throttledLogouts.length).toBeGreaterThan(0);
+      expect(throttledLogouts.every((e) => e.durationMs < 250)).toBe(true);
+      expect(await app.sessionIds()).toEqual([]);
+      // The outbox revokes the rest within the same budget, without a single 429.
+      await waitFor(() => users.every((u) => !fake.isActive(u.tokens.refreshToken)), 10_000, 'all revoked');
+      expect(fake.rejected429).toBe(0);
+    } finally {
+      app.close();
+      await outbox.close();
+    }
+  }, 30_000);
+});
+
+describe('a 429 pauses everybody', () => {
+  let fake: FakePolar;
+  afterEach(async () => {
+    await fake.close();
+  });
+
+  async function drainAfter429(retryAfter: string | undefined): Promise<{ calls: number[]; settled: number }> {
+    fake = await startFakePolar();
+    fake.fail({ type: 'status', status: 429, ...(retryAfter && { retryAfter }) }, { times: 1 });
+    let settled = 0;
+    const outbox = createRevocationOutbox({
+      clientId: fake.clientId,
+      clientSecret: fake.clientSecret,
+      baseUrl: fake.url,
+      rateLimit: { requests: 100, perMs: 1000 },
+      backoff: { initialDelayMs: 100, maxDelayMs: 5000 },
+      concurrency: 10,
+      timeoutMs: 1000,
+      onSettled: () => void (settled += 1),
+    });
+    try {
+      for (let i = 0; i < 40; i += 1) await outbox.enqueue(fake.issueTokens().refreshToken, 'refresh_token');
+      await waitFor(() => settled === 40, 20_000, '40 settled');
+    } finally {
+      await outbox.close();
+    }
+    return { calls: fake.calls.map((c) => c.receivedAt), settled };
+  }
+
+  it('Retry-After: 2 → no call reaches Polar during the pause, then the work resumes spread out', async () => {
+    const { calls } = await drainAfter429('2');
+    const [first, ...rest] = calls.sort((a, b) => a - b);
+    const during = rest.filter((t) => t - first! < 2000);
+    // Calls already on the wire when the 429 arrived may land; nothing is sent after it for 2 s.
+    expect(during.length).toBeLessThanOrEqual(10);
+    const after = rest.filter((t) => t - first! >= 2000);
+    expect(after.length).toBeGreaterThanOrEqual(30);
+    // Spread, not a herd: at 100 a second (burst 5), no 100 ms slice holds more than twice its share plus the burst.
+    const slices = new Map<number, number>();
+    for (const t of after) slices.set(Math.floor(t / 100), (slices.get(Math.floor(t / 100)) ?? 0) + 1);
+    expect(Math.max(...slices.values())).toBeLessThanOrEqual(2 * 10 + 5);
+  }, 30_000);
+
+  it('without Retry-After: a backoff (≥ 1 s) with jitter, then paced', async () => {
+    const { calls } = await drainAfter429(undefined);
+    const [first, ...rest] = calls.sort((a, b) => a - b);
+    const after = rest.filter((t) => t - first! >= 1000);
+    expect(after.length).toBeGreaterThanOrEqual(30);
+    const slices = new Map<number, number>();
+    for (const t of after) slices.set(Math.floor(t / 100), (slices.get(Math.floor(t / 100)) ?? 0) + 1);
+    expect(Math.max(...slices.values())).toBeLessThanOrEqual(2 * 10 + 5);
+  }, 30_000);
+});
+
+describe('the standalone client', () => {
+  it('shares the process’s budget with the other parts calling the same Polar host', async () => {
+    const fake = await startFakePolar();
+    const options = {
+      clientId: fake.clientId,
+      clientSecret: fake.clientSecret,
+      baseUrl: fake.url,
+      rateLimit: { requests: 20, perMs: 60_000 },
+    };
+    const a = createPolarRevoker(options);
+    const b = createPolarRevoker(options);
+    try {
+      // Burst 1: one call goes, the next, from the other client, is throttled without being sent.
+      const first = await a.revokeToken(fake.issueTokens().refreshToken, 'refresh_token');
+      const second = await b.revokeToken(fake.issueTokens().refreshToken, 'refresh_token');
+      expect(first.status).toBe('revoked');
+      expect(second).toMatchObject({ status: 'failed', attempts: 0, error: { code: 'THROTTLED' } });
+      expect(fake.calls).toHaveLength(1);
+      await sleep(10);
+    } finally {
+      a.close();
+      b.close();
+      await fake.close();
+    }
+  });
+});
