@@ -20,7 +20,7 @@ const { createOutbox } = require('./outbox');
 const { metricsHandler, startMetrics } = require('./metrics');
 const { createPolarOAuthClient, OAuthError, POLAR_SERVERS } = require('./polar-oauth');
 const { startPolarStandin } = require('./polar-standin');
-const { createSessionStore } = require('./session-store');
+const { createSessionStore, StartupError } = require('./session-store');
 
 /** The session cookie's name: given to express-session and, so it can clear it, to polarLogout(). */
 const SESSION_COOKIE = 'polar-example.sid';
@@ -79,7 +79,8 @@ function describePolar(config, standin) {
       clientId,
       clientSecret,
       ...POLAR_SERVERS[server],
-      /** polarLogout() knows Polar's API hosts by name. */
+      // polarLogout() knows Polar's API hosts by name, and with them Polar's rate limit: it, the outbox and the
+      // revoker apply 80 % of it by default (400 calls a minute, 80 in sandbox), from one budget per process.
       revocation: { server },
       label: server === 'sandbox' ? 'Polar sandbox (sandbox.polar.sh)' : 'Polar (polar.sh)',
     };
@@ -90,7 +91,9 @@ function describePolar(config, standin) {
     clientSecret: standin.clientSecret,
     authorizeUrl: standin.authorizeUrl,
     apiUrl: standin.url,
-    revocation: { baseUrl: standin.url },
+    // The stand-in has no limit of its own; a budget still applies (with a baseUrl there is no default), generous
+    // enough for the tests, so that the example runs the same code path as with Polar.
+    revocation: { baseUrl: standin.url, rateLimit: { requests: 6000, perMs: 60_000 } },
     label: 'in-process stand-in (no Polar account needed)',
   };
 }
@@ -173,6 +176,17 @@ async function createExampleApp(config, options = {}) {
       onLogout: recordLogout,
       outbox: outbox.outbox,
     });
+    // A wrong secret or URL shows here, at start-up, not weeks later in the audit log.
+    const check = await logout.verify();
+    if (!check.ok) {
+      const status = check.error.httpStatus === undefined ? '' : ` (HTTP ${check.error.httpStatus})`;
+      throw new StartupError(
+        `Polar refused the revocation configuration: ${check.error.code}${status}. ` +
+          (check.error.code === 'INVALID_CLIENT'
+            ? 'Check POLAR_CLIENT_ID, POLAR_CLIENT_SECRET and POLAR_SERVER.'
+            : 'Check POLAR_SERVER and that Polar is reachable from here.'),
+      );
+    }
   } catch (err) {
     logout?.close();
     await outbox?.close();
