@@ -284,7 +284,8 @@ function resolveCallOptions(options: RevokeCallOptions, config: RevokerConfig): 
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw invalidArgument('`signal` must be an AbortSignal.');
   }
-  if ((priority as unknown) !== 'live' && priority !== 'drain') throw invalidArgument("`priority` must be 'live' or 'drain'.");
+  if ((priority as unknown) !== 'live' && priority !== 'drain')
+    throw invalidArgument("`priority` must be 'live' or 'drain'.");
   return { timeoutMs, retries, signal, priority };
 }
 

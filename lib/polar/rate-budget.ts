@@ -66,17 +66,21 @@ export const POLAR_DEFAULT_RATE_LIMITS = {
 /** Backoff for a 429 without Retry-After: doubles from 1 s to 60 s. */
 const PAUSE_BASE_MS = 1000;
 const PAUSE_CAP_MS = 60_000;
+/** How much later, at most, one call may reach Polar than another granted after it, without passing the limit. */
+const ARRIVAL_SKEW_MS = 50;
 /** A shared store that has not answered in this long is bypassed for this call (never hangs a logout). */
 const DEFAULT_STORE_BOUND_MS = 250;
 
 export function bucketShape(requests: number, perMs: number, reserve?: number): BucketShape {
   const capacity = Math.max(1, Math.ceil(requests / 20));
-  const refillPerMs = (requests - capacity) / perMs;
+  // Refilled over a window stretched by ARRIVAL_SKEW_MS: calls granted here reach Polar a little later and not
+  // all equally late, and Polar counts arrivals. Negligible for Polar's 60 s window, decisive for short ones.
+  const refillPerMs = (requests - capacity) / (perMs + ARRIVAL_SKEW_MS);
   return {
     requests,
     perMs,
     capacity,
-    refillPerMs: refillPerMs > 0 ? refillPerMs : requests / perMs,
+    refillPerMs: refillPerMs > 0 ? refillPerMs : requests / (perMs + ARRIVAL_SKEW_MS),
     reserve: reserve ?? Math.floor(capacity / 2),
   };
 }

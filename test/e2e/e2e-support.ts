@@ -68,6 +68,8 @@ export interface ExampleAppOptions {
   log?: (message: string) => void;
   /** Tests only: short retry steps for the revocation outbox. */
   outboxBackoff?: OutboxBackoffOptions;
+  /** Tests only: false where the configuration names the real Polar, which tests never call. */
+  verifyAtStartup?: boolean;
 }
 
 export interface ExampleModules {
