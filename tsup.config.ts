@@ -10,5 +10,7 @@ export default defineConfig({
   target: 'node20',
   platform: 'node',
   splitting: false,
+  // __filename in the ESM build (lib/redis/peers.ts resolves the optional peers from this package's location).
+  shims: true,
   tsconfig: 'tsconfig.build.json',
 });

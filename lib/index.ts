@@ -12,6 +12,7 @@ export {
   type OutboxErrorCode,
   type OutboxBackoffOptions,
   type OutboxCounts,
+  type OutboxHealth,
   type OutboxRedis,
   type OutboxRedisClient,
   type OutboxRedisConnectionOptions,
