@@ -153,6 +153,10 @@ export function createRedisAdapter(input: unknown, options: RedisAdapterOptions)
   const peers: Array<'bullmq' | 'ioredis' | 'redis'> = [...(options.peers ?? [])];
   if (parsed.kind === 'options') peers.push('ioredis');
   if (parsed.kind === 'url' && !hasPeer('ioredis') && !hasPeer('redis')) peers.push('ioredis');
+  // BullMQ 6 drives node-redis single clients but not node-redis clusters: its connections there are ioredis.
+  const bullmqOverIoredis =
+    parsed.kind === 'client' && parsed.library === 'node-redis' && parsed.cluster && peers.includes('bullmq');
+  if (bullmqOverIoredis) peers.push('ioredis');
   requirePeers(option, peers, options.feature);
 
   const cluster = parsed.kind === 'client' && parsed.cluster;
@@ -201,11 +205,42 @@ export function createRedisAdapter(input: unknown, options: RedisAdapterOptions)
       const redisOptions = (clusterOptions.redisOptions ?? {}) as Record<string, unknown>;
       const { enableOfflineQueue, ...perNode } = overrides;
       return c.duplicate([], {
+        lazyConnect: false,
         ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
         redisOptions: { ...redisOptions, ...perNode },
       });
     }
     return c.duplicate(overrides);
+  }
+
+  /** An ioredis Cluster on the same nodes and credentials as the app's node-redis cluster, for BullMQ only. */
+  let twin: Opened | undefined;
+  function ioredisTwin(): Opened {
+    if (!twin) {
+      const c = (parsed as { client: RawClient }).client;
+      const options = (c.options ?? c._options ?? {}) as {
+        rootNodes?: Array<{ url?: string; socket?: { host?: string; port?: number } }>;
+        defaults?: { username?: string; password?: string; socket?: { tls?: boolean } };
+      };
+      let username = options.defaults?.username;
+      let password = options.defaults?.password;
+      let tls = options.defaults?.socket?.tls === true;
+      const nodes = (options.rootNodes ?? []).map((node) => {
+        if (node.url) {
+          const url = new URL(node.url);
+          username ??= url.username ? decodeURIComponent(url.username) : undefined;
+          password ??= url.password ? decodeURIComponent(url.password) : undefined;
+          tls ||= url.protocol === 'rediss:';
+          return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 6379) };
+        }
+        return { host: node.socket?.host ?? '127.0.0.1', port: node.socket?.port ?? 6379 };
+      });
+      const Cluster = pick(loadPeer('ioredis'), 'Cluster') as new (...args: unknown[]) => RawClient;
+      const redisOptions = { username, password, ...(tls ? { tls: {} } : {}) };
+      // Never connected itself: a template that duplicateOf() copies (with lazyConnect false) for BullMQ.
+      twin = { library: 'ioredis', client: new Cluster(nodes, { redisOptions, lazyConnect: true }) };
+    }
+    return twin;
   }
 
   let main: Opened | undefined = userClient;
@@ -295,7 +330,7 @@ export function createRedisAdapter(input: unknown, options: RedisAdapterOptions)
     },
     isReady: () => clientReady(client().client),
     bullmqConnection(role) {
-      const base = client();
+      const base = bullmqOverIoredis ? ioredisTwin() : client();
       if (role === 'producer') {
         // node-redis: the app's client itself (BullMQ shares it and never closes it); a producer needs no
         // connection of its own. ioredis: a duplicate that fails fast instead of queueing while Redis is away.
