@@ -20,6 +20,8 @@ export interface ClientLibrary {
   readonly name: string;
   single(url: string): Promise<AnyClient>;
   cluster(nodes: Array<{ host: string; port: number }>): Promise<AnyClient>;
+  /** A client that finds the master through Sentinels (ioredis only here). */
+  sentinel?(sentinels: Array<{ host: string; port: number }>, name: string): Promise<AnyClient>;
 }
 
 type IORedisModule = typeof IORedis5;
@@ -45,6 +47,7 @@ function ioredis(name: string, Redis: IORedisModule): ClientLibrary {
     name,
     single: (url) => wrap(new Redis(url, { maxRetriesPerRequest: 1 })),
     cluster: (nodes) => wrap(new Redis.Cluster(nodes)),
+    sentinel: (sentinels, masterName) => wrap(new Redis({ sentinels, name: masterName, maxRetriesPerRequest: 1 })),
   };
 }
 
