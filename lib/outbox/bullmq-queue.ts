@@ -139,6 +139,7 @@ function buildBullmqQueue(ctx: JobContext, redis: RedisAdapter): BullmqQueue {
   async function runWorker(): Promise<void> {
     if (closing) throw new RevocationOutboxError('OUTBOX_CLOSED', 'the outbox is closed.');
     if (!worker) {
+      workerStartedAt = Date.now();
       worker = new Worker(name, processJob, {
         connection: redis.bullmqConnection('worker'),
         prefix,
@@ -183,6 +184,8 @@ function buildBullmqQueue(ctx: JobContext, redis: RedisAdapter): BullmqQueue {
    * demoted Sentinel master, bullmq#4378) leaves due jobs waiting: its progress stops and health() says so.
    */
   let lastProgressAt: number | undefined;
+  /** A worker that never got going (Redis away from the start) is stuck from the moment it was started. */
+  let workerStartedAt = 0;
   let activeJobs = 0;
   let heartbeat: NodeJS.Timeout | undefined;
   function progressed(): void {
@@ -208,7 +211,7 @@ function buildBullmqQueue(ctx: JobContext, redis: RedisAdapter): BullmqQueue {
         ENQUEUE_TIMEOUT_MS,
       )) === true;
     const running = worker !== undefined && !closing;
-    const fresh = lastProgressAt !== undefined && Date.now() - lastProgressAt < stuckAfterMs;
+    const fresh = Date.now() - (lastProgressAt ?? workerStartedAt) < stuckAfterMs;
     return {
       ok: running ? fresh : redisReachable,
       worker: running,
