@@ -60,7 +60,13 @@ function nodeRedis(name: string, lib: NodeRedisModule): ClientLibrary {
       const client = lib.createClient({ url });
       client.on('error', () => undefined);
       await client.connect();
-      return { client, send: (args) => client.sendCommand(args), close: async () => void (await client.close()) };
+      return {
+        client,
+        send: (args) => client.sendCommand(args),
+        close: async () => {
+          await client.close();
+        },
+      };
     },
     async cluster(nodes) {
       const client = lib.createCluster({
@@ -71,7 +77,9 @@ function nodeRedis(name: string, lib: NodeRedisModule): ClientLibrary {
       return {
         client,
         send: (args, key) => client.sendCommand(key, false, args),
-        close: async () => void (await client.close()),
+        close: async () => {
+          await client.close();
+        },
       };
     },
   };

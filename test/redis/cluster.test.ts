@@ -21,7 +21,7 @@ describeWithRedis('a 3-master Redis Cluster', () => {
     [cluster, fake] = await Promise.all([startRedisCluster(), startFakePolar()]);
   }, 60_000);
   afterAll(async () => {
-    await Promise.all([cluster?.stop(), fake?.close()]);
+    await Promise.all([cluster.stop(), fake.close()]);
   });
 
   describe.each(LIBRARIES)('with a $name cluster client', (library) => {
@@ -30,7 +30,7 @@ describeWithRedis('a 3-master Redis Cluster', () => {
       client = await library.cluster(cluster.nodes);
     });
     afterAll(async () => {
-      await client?.close();
+      await client.close();
     });
 
     it('queues a token while Polar is down and revokes it once Polar heals; every key shares one slot', async () => {
@@ -96,7 +96,9 @@ describeWithRedis('a 3-master Redis Cluster', () => {
       const sid = `sid-${library.name.replace(/\W/g, '')}-${Date.now()}`;
       const data = { cookie: new session.Cookie(), user: 'u1' } as unknown as session.SessionData;
       const call = (fn: (cb: (err?: unknown) => void) => void): Promise<void> =>
-        new Promise((resolve, reject) => fn((err) => (err ? reject(err as Error) : resolve())));
+        new Promise((resolve, reject) =>
+          fn((err) => (err ? reject(err instanceof Error ? err : new Error('store error')) : resolve())),
+        );
 
       await call((cb) => store.set(sid, data, cb));
       await call((cb) => store.destroy(sid, cb));

@@ -35,7 +35,7 @@ describeWithRedis('one node-redis client for the session store, tombstones and o
     [redis, fake] = await Promise.all([startRedisServer(), startFakePolar()]);
   });
   afterAll(async () => {
-    await Promise.all([redis?.stop(), fake?.close()]);
+    await Promise.all([redis.stop(), fake.close()]);
   });
 
   it.each(LIBS)('%s with connect-redis 9', async (_name, lib) => {

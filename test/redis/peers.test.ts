@@ -44,7 +44,7 @@ describeWithRedis('installed next to ioredis 6', () => {
   }, 240_000);
   afterAll(async () => {
     if (work) rmSync(work, { recursive: true, force: true });
-    await redis?.stop();
+    await redis.stop();
   });
 
   it('installs without --legacy-peer-deps and keeps the app on ioredis 6', () => {

@@ -27,7 +27,7 @@ describeWithRedis('Redis Sentinel failover during a drain', () => {
     group = undefined;
   });
   afterAll(async () => {
-    await fake?.close();
+    await fake.close();
   });
 
   it.each(LIBRARIES.filter((library) => library.sentinel !== undefined))(

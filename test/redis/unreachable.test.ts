@@ -69,7 +69,7 @@ describe('an unreachable or silent Redis', () => {
     });
     afterAll(() => {
       child?.process.kill('SIGKILL');
-      bundle?.remove();
+      bundle.remove();
     });
 
     it('reports a Redis with nothing behind it at once (host and port, no password) and exits 3 when stuck', async () => {

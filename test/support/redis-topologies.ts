@@ -20,7 +20,7 @@ async function ask(port: number, command: string[]): Promise<string | undefined>
     await client.connect();
     const reply = await client.sendCommand(command);
     await client.close();
-    return Array.isArray(reply) ? JSON.stringify(reply) : String(reply as unknown as string);
+    return Array.isArray(reply) ? JSON.stringify(reply) : typeof reply === 'string' ? reply : JSON.stringify(reply);
   } catch {
     if (client.isOpen) client.destroy();
     return undefined;
@@ -129,8 +129,8 @@ export async function startRedisSentinelGroup(masterName = 'polarmaster'): Promi
     freePort(),
     freePort(),
   ]);
-  const master = spawnRedisServer(masterPort!);
-  const replica = spawnRedisServer(replicaPort!, ['--replicaof', '127.0.0.1', String(masterPort)]);
+  const master = spawnRedisServer(masterPort);
+  const replica = spawnRedisServer(replicaPort, ['--replicaof', '127.0.0.1', String(masterPort)]);
   const servers: SpawnedRedisServer[] = [master, replica];
   const output = (): string => servers.map((s) => s.output()).join('\n');
   const currentMasterPort = async (): Promise<number | undefined> => {
@@ -141,14 +141,14 @@ export async function startRedisSentinelGroup(masterName = 'polarmaster'): Promi
     return undefined;
   };
   try {
-    await until('master', async () => (await ask(masterPort!, ['PING'])) === 'PONG', 10_000, output);
+    await until('master', async () => (await ask(masterPort, ['PING'])) === 'PONG', 10_000, output);
     await until(
       'replica in sync',
-      async () => /master_link_status:up/.test((await ask(replicaPort!, ['INFO', 'replication'])) ?? ''),
+      async () => /master_link_status:up/.test((await ask(replicaPort, ['INFO', 'replication'])) ?? ''),
       15_000,
       output,
     );
-    for (const port of sentinelPorts) servers.push(spawnSentinel(port, masterName, masterPort!));
+    for (const port of sentinelPorts) servers.push(spawnSentinel(port, masterName, masterPort));
     for (const port of sentinelPorts) {
       // Each Sentinel sees the replica and the two other Sentinels before the group is used.
       await until(
@@ -169,8 +169,8 @@ export async function startRedisSentinelGroup(masterName = 'polarmaster'): Promi
   return {
     masterName,
     sentinels: sentinelPorts.map((port) => ({ host: '127.0.0.1', port })),
-    masterPort: masterPort!,
-    replicaPort: replicaPort!,
+    masterPort: masterPort,
+    replicaPort: replicaPort,
     currentMasterPort,
     async killMaster() {
       const port = await currentMasterPort();
