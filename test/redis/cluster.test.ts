@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import session from 'express-session';
 import { createRedisTombstones, createRevocationOutbox, guardSessionStore, type OutboxSettledEvent } from '../../lib';
 import { startFakePolar, type FakePolar } from '../../lib/testing';
+import { createRedisAdapter } from '../../lib/redis';
 import { describeWithRedis } from '../support/redis-server';
 import { startRedisCluster, type RedisCluster } from '../support/redis-topologies';
 import { LIBRARIES, waitFor, type AnyClient } from './clients';
@@ -68,6 +69,20 @@ describeWithRedis('a 3-master Redis Cluster', () => {
         fake.heal();
         await outbox.close();
       }
+    });
+
+    it('runs scripts on several keys of one slot (EVALSHA, EVAL on NOSCRIPT) and bounded get/set, for later features', async () => {
+      const adapter = createRedisAdapter(client.client, { feature: 'a test' });
+      const script = "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]); return redis.call('INCR', KEYS[2])";
+      const a = adapter.key(`budget-${library.name.replace(/\W/g, '')}`);
+      const b = adapter.key(`count-${library.name.replace(/\W/g, '')}`);
+      expect(Number(await adapter.eval(script, [a, b], ['v', '60000']))).toBe(1); // NOSCRIPT, then EVAL
+      expect(Number(await adapter.eval(script, [a, b], ['w', '60000']))).toBe(2); // EVALSHA
+      expect(await adapter.get(a)).toBe('w');
+      await adapter.setPx(a, 'x', 60_000);
+      expect(await adapter.exists(a)).toBe(true);
+      expect(await adapter.get(adapter.key('missing'))).toBeNull();
+      await adapter.close();
     });
 
     it('refuses a prefix without a hash tag at construction, naming the option', () => {
