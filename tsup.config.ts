@@ -9,7 +9,8 @@ export default defineConfig({
   sourcemap: true,
   target: 'node20',
   platform: 'node',
-  // `__filename` in the ES module build too (lib/telemetry/load.ts resolves the optional OpenTelemetry API from it).
+  // `__filename` in the ES module build too: lib/redis/peers.ts and lib/telemetry/load.ts resolve the optional
+  // peers (bullmq, ioredis, @opentelemetry/api) from this package's own location.
   shims: true,
   splitting: false,
   tsconfig: 'tsconfig.build.json',

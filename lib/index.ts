@@ -20,6 +20,7 @@ export {
   type OutboxErrorCode,
   type OutboxBackoffOptions,
   type OutboxCounts,
+  type OutboxHealth,
   type OutboxRedis,
   type OutboxRedisClient,
   type OutboxRedisConnectionOptions,

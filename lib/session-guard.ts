@@ -23,6 +23,7 @@ import createDebug from 'debug';
 import { hashSessionId } from './audit';
 import { invalidOption, PolarLogoutError } from './errors';
 import { rejectUnknownKeys } from './options';
+import { COMMAND_TIMEOUT_MS, createRedisAdapter, DEFAULT_PREFIX } from './redis';
 import { warnOnce } from './warnings';
 
 const debug = createDebug('express-polar-logout:session-guard');
@@ -69,17 +70,25 @@ export interface MemoryTombstonesOptions {
   maxEntries?: number;
 }
 
-/** A Redis client as created by ioredis (`call`) or node-redis v4/v5 (`sendCommand`). Cluster clients are not supported. */
+/**
+ * A connected Redis client: ioredis 5 or 6 (single node, Sentinel, Cluster) or node-redis 5 or 6 (createClient,
+ * createCluster). It can be the one your session store uses.
+ */
 export type RedisTombstoneClient =
   | { call(command: string, ...args: Array<string | number>): Promise<unknown> }
-  | { sendCommand(args: string[]): Promise<unknown> };
+  | { sendCommand(...args: never[]): Promise<unknown> };
 
 /** Options of createRedisTombstones(). */
 export interface RedisTombstonesOptions {
   /** A connected ioredis or node-redis client; it can be the one your session store uses. */
   client: RedisTombstoneClient;
-  /** Key prefix. Default `'polar-logout:tombstone:'`. */
+  /**
+   * Key prefix. Default `'{polar-logout}:tombstone:'`. On a Redis Cluster it must contain a hash tag (`{...}`);
+   * each tombstone is one key, the tag keeps them beside the package's other keys.
+   */
   prefix?: string;
+  /** Time bound of each Redis command in ms: a dead Redis never holds a request longer. Default 1000. */
+  commandTimeoutMs?: number;
 }
 
 const DEFAULT_TTL_MS = 10 * 60 * 1000;
@@ -88,7 +97,7 @@ const DEFAULT_MAX_ENTRIES = 100_000;
 const DEFAULT_TOMBSTONE_TIMEOUT_MS = 300;
 const MAX_TOMBSTONE_TIMEOUT_MS = 60_000;
 const GUARD_KEYS = ['ttlMs', 'tombstones', 'onRefused', 'tombstoneTimeoutMs'] as const;
-const REDIS_KEYS = ['client', 'prefix'] as const;
+const REDIS_KEYS = ['client', 'prefix', 'commandTimeoutMs'] as const;
 
 /** Options also come from JavaScript callers, so they are checked as values rather than trusted as types. */
 function isObject(value: unknown): value is object {
@@ -147,26 +156,32 @@ export function createRedisTombstones(options: RedisTombstonesOptions): SessionT
     throw invalidOption('options', 'must be an object, as in createRedisTombstones({ client }).');
   }
   rejectUnknownKeys(options, REDIS_KEYS, 'createRedisTombstones');
-  const client = options.client as { call?: unknown; sendCommand?: unknown } | undefined;
-  let send: (args: string[]) => Promise<unknown>;
-  if (client && typeof client.call === 'function') {
-    const call = client.call as (...commandAndArgs: string[]) => Promise<unknown>;
-    send = (args) => call.apply(client, args);
-  } else if (client && typeof client.sendCommand === 'function') {
-    const sendCommand = client.sendCommand as (args: string[]) => Promise<unknown>;
-    send = (args) => sendCommand.call(client, args);
-  } else {
-    throw invalidOption('client', 'must be an ioredis or node-redis client (with call() or sendCommand()).');
+  if (typeof options.client === 'string') {
+    throw invalidOption(
+      'client',
+      'must be a connected ioredis or node-redis client, not a URL (pass the client your session store uses).',
+    );
   }
-  const prefix = options.prefix ?? 'polar-logout:tombstone:';
-  if (typeof prefix !== 'string') throw invalidOption('prefix', 'must be a string.');
+  // The adapter checks the client (ioredis or node-redis, single node or cluster) and the prefix (a hash tag on
+  // a cluster), and bounds every command in time.
+  const redis = createRedisAdapter(options.client, {
+    option: 'client',
+    prefix: options.prefix ?? `${DEFAULT_PREFIX}:tombstone:`,
+    prefixOption: 'prefix',
+    feature: 'createRedisTombstones()',
+  });
+  const timeoutMs = options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 60_000) {
+    throw invalidOption('commandTimeoutMs', 'must be an integer from 1 to 60000 (ms).');
+  }
+  const prefix = redis.prefix;
 
   return {
     async add(key, ttlMs) {
-      await send(['SET', prefix + key, '1', 'PX', String(Math.max(1, Math.round(ttlMs)))]);
+      await redis.setPx(prefix + key, '1', ttlMs, { timeoutMs });
     },
     async has(key) {
-      return Number(await send(['EXISTS', prefix + key])) > 0;
+      return redis.exists(prefix + key, { timeoutMs });
     },
   };
 }

@@ -1,6 +1,6 @@
 /**
- * The Redis outbox, on BullMQ. bullmq and ioredis are optional peer dependencies, loaded here and only
- * here, on first use: apps without Redis never load them.
+ * The Redis outbox, on BullMQ. bullmq is an optional peer dependency, loaded here and only here: apps
+ * without Redis never load it. Connections come from the Redis adapter (lib/redis), whatever the client.
  *
  * Durability comes from BullMQ: a job stays in Redis from enqueue until its run returns; a worker that dies
  * mid-call loses its lock and the stalled-job check puts the job back. The lock and the check are sized to
@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { Job, Queue, Worker } from 'bullmq';
 import { RevocationOutboxError } from './errors';
-import { loadBullmq, loadIoredis } from './load';
+import { clientReady, connectionFailure, loadPeer, pick, type RawClient, type RedisAdapter } from '../redis';
 import {
   outboxDebug as debug,
   parseStoredJob,
@@ -23,10 +23,8 @@ import {
   type JobHistory,
   type StoredJob,
 } from './job';
-import type { ResolvedRedis } from './options';
-import type { OutboxCounts, OutboxRedisClient } from './types';
+import type { OutboxCounts, OutboxHealth } from './types';
 
-const PREFIX = 'express-polar-logout';
 const JOB_NAME = 'revoke';
 /** Effectively unlimited: maxAgeMs, not a count, ends a job. */
 const ATTEMPTS = 1_000_000_000;
@@ -35,6 +33,9 @@ const MAX_STALLED = 1_000_000_000;
 /** Bound on storing a job: a logout never waits long for Redis. */
 export const ENQUEUE_TIMEOUT_MS = 1000;
 const BACKOFF_TYPE = 'polar-outbox';
+/** How often an idle worker proves it could take a job (nothing is due, and Redis answers). */
+export const HEARTBEAT_MS = 5000;
+export const DEFAULT_STUCK_AFTER_MS = 60_000;
 
 /** Lock and stall check sized to one call's budget. */
 export function lockTimings(timeoutMs: number): { lockDuration: number; stalledInterval: number } {
@@ -75,59 +76,10 @@ function historyOf(attemptsMade: number, failedReason: string | undefined): JobH
   };
 }
 
-/** A named export of a CommonJS package, however it was loaded (require, or import() and its `default`). */
-function pick(mod: unknown, name: string): unknown {
-  const m = mod as Record<string, unknown> & { default?: Record<string, unknown> };
-  return m[name] ?? m.default?.[name];
-}
-
-type RedisClient = OutboxRedisClient & {
-  quit(): Promise<unknown>;
-  disconnect(): void;
-  on(event: string, listener: (...args: unknown[]) => void): unknown;
-};
-type RedisConstructor = new (...args: unknown[]) => RedisClient;
-
-async function loadModules(): Promise<{
-  Queue: typeof Queue;
-  Worker: typeof Worker;
-  loadRedis: () => Promise<RedisConstructor>;
-}> {
-  let bullmq: unknown;
-  try {
-    bullmq = await loadBullmq();
-  } catch {
-    throw new RevocationOutboxError(
-      'OUTBOX_UNAVAILABLE',
-      'the `redis` option needs the optional packages bullmq and ioredis: npm install bullmq ioredis.',
-    );
-  }
-  const loadRedis = async (): Promise<RedisConstructor> => {
-    try {
-      const ioredis = await loadIoredis();
-      return (pick(ioredis, 'Redis') ?? (ioredis as { default: unknown }).default) as RedisConstructor;
-    } catch {
-      throw new RevocationOutboxError(
-        'OUTBOX_UNAVAILABLE',
-        'the `redis` option needs the optional package ioredis: npm install ioredis.',
-      );
-    }
-  };
-  return { Queue: pick(bullmq, 'Queue') as typeof Queue, Worker: pick(bullmq, 'Worker') as typeof Worker, loadRedis };
-}
-
-/** Our own connections: a producer that fails fast when Redis is away, a worker one that waits for it. */
-async function connect(
-  redis: ResolvedRedis,
-  loadRedis: () => Promise<RedisConstructor>,
-): Promise<(override: Record<string, unknown>) => RedisClient> {
-  if (redis.kind === 'client') {
-    const client = redis.client;
-    return (override) => client.duplicate(override as never) as RedisClient;
-  }
-  const Redis = await loadRedis();
-  if (redis.kind === 'url') return (override) => new Redis(redis.url, override);
-  return (override) => new Redis({ ...redis.options, ...override });
+function loadBullmq(): { Queue: typeof Queue; Worker: typeof Worker } {
+  // Its presence was checked at construction (createRedisAdapter's peers).
+  const bullmq = loadPeer('bullmq');
+  return { Queue: pick(bullmq, 'Queue') as typeof Queue, Worker: pick(bullmq, 'Worker') as typeof Worker };
 }
 
 /** Redis errors carry addresses, not secrets; still, only their code or name is reported. */
@@ -141,32 +93,37 @@ export interface BullmqQueue {
   add(id: string, job: StoredJob): Promise<void>;
   runWorker(): Promise<void>;
   counts(): Promise<OutboxCounts>;
+  health(stuckAfterMs: number): Promise<OutboxHealth>;
   close(): Promise<void>;
 }
 
-export async function createBullmqQueue(ctx: JobContext, redis: ResolvedRedis): Promise<BullmqQueue> {
-  const { Queue, Worker, loadRedis } = await loadModules();
-  const open = await connect(redis, loadRedis);
+/** Always a promise: a client BullMQ refuses is reported like an unreachable Redis, by every call. */
+export function createBullmqQueue(ctx: JobContext, redis: RedisAdapter): Promise<BullmqQueue> {
+  return Promise.resolve().then(() => buildBullmqQueue(ctx, redis));
+}
+
+function buildBullmqQueue(ctx: JobContext, redis: RedisAdapter): BullmqQueue {
+  const { Queue, Worker } = loadBullmq();
   const name = queueNameFor(ctx.config.clientId);
+  const prefix = redis.prefix;
   const { lockDuration, stalledInterval } = lockTimings(ctx.config.timeoutMs);
-  const clients: RedisClient[] = [];
-  const own = (override: Record<string, unknown>): RedisClient => {
-    const client = open(override);
-    // Reported by the queue and the worker, which BullMQ forwards them to.
-    client.on('error', () => undefined);
-    clients.push(client);
-    return client;
+  /** Connection errors are reported once (warnOnce, with host and port); everything goes to debug. */
+  const onError = (source: string) => (err: unknown) => {
+    const reason = connectionFailure(err);
+    if (reason) redis.reportUnreachable(reason);
+    debug('%s error: %s', source, describe(err));
   };
 
-  // enableOfflineQueue false: while Redis is away, add() fails at once instead of waiting for it.
-  const producer = own({ enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-  const queue = new Queue(name, { connection: producer, prefix: PREFIX });
-  queue.on('error', (err) => debug('queue error: %s', describe(err)));
+  // The producer fails fast while Redis is away (ioredis: no offline queue; node-redis: the app's own client,
+  // bounded below by ENQUEUE_TIMEOUT_MS), so a logout never waits for Redis.
+  const producer: RawClient = redis.bullmqConnection('producer');
+  const queue = new Queue(name, { connection: producer, prefix });
+  queue.on('error', onError('queue'));
   let producerReady = false;
   const isProducerReady = (): boolean => producerReady;
   const readiness = queue.waitUntilReady().then(
     () => void (producerReady = true),
-    () => undefined,
+    (err: unknown) => onError('queue')(err),
   );
 
   let worker: Worker | undefined;
@@ -190,9 +147,10 @@ export async function createBullmqQueue(ctx: JobContext, redis: ResolvedRedis): 
   async function runWorker(): Promise<void> {
     if (closing) throw new RevocationOutboxError('OUTBOX_CLOSED', 'the outbox is closed.');
     if (!worker) {
+      workerStartedAt = Date.now();
       worker = new Worker(name, processJob, {
-        connection: own({ maxRetriesPerRequest: null }),
-        prefix: PREFIX,
+        connection: redis.bullmqConnection('worker'),
+        prefix,
         concurrency: ctx.config.concurrency,
         lockDuration,
         stalledInterval,
@@ -203,10 +161,19 @@ export async function createBullmqQueue(ctx: JobContext, redis: ResolvedRedis): 
             err instanceof RetryLater ? err.retryDelayMs : retryDelay(attemptsMade, undefined, ctx.config.backoff),
         },
       });
-      worker.on('error', (err) => debug('worker error: %s', describe(err)));
+      worker.on('error', onError('worker'));
+      worker.on('active', () => void (activeJobs += 1));
+      worker.on('completed', () => {
+        activeJobs = Math.max(0, activeJobs - 1);
+        progressed();
+      });
       worker.on('failed', (_job, err) => {
+        activeJobs = Math.max(0, activeJobs - 1);
+        // A retry is progress too: the worker took the job and made its call.
+        progressed();
         if (!(err instanceof RetryLater)) debug('a job run failed: %s', describe(err));
       });
+      heartbeat ??= setInterval(() => void idleHeartbeat(), HEARTBEAT_MS).unref();
       debug(
         'worker started on queue %s (concurrency %d, lock %d ms, stall check %d ms)',
         name,
@@ -216,16 +183,60 @@ export async function createBullmqQueue(ctx: JobContext, redis: ResolvedRedis): 
       );
     }
     await worker.waitUntilReady();
+    progressed();
+  }
+
+  /**
+   * Progress, for health(): jobs settled or retried, or, while no job is active, proof that nothing is due
+   * (the queue answers and holds no waiting job). A worker whose blocking connection silently stopped (a
+   * demoted Sentinel master, bullmq#4378) leaves due jobs waiting: its progress stops and health() says so.
+   */
+  let lastProgressAt: number | undefined;
+  /** A worker that never got going (Redis away from the start) is stuck from the moment it was started. */
+  let workerStartedAt = 0;
+  let activeJobs = 0;
+  let heartbeat: NodeJS.Timeout | undefined;
+  function progressed(): void {
+    lastProgressAt = Date.now();
+  }
+  async function idleHeartbeat(): Promise<void> {
+    if (!worker || closing || activeJobs > 0 || !worker.isRunning()) return;
+    const c = await withTimeout(
+      queue.getJobCounts('wait', 'prioritized').catch(() => undefined),
+      ENQUEUE_TIMEOUT_MS,
+    );
+    if (c !== undefined && (c.wait ?? 0) + (c.prioritized ?? 0) === 0) progressed();
+  }
+
+  async function health(stuckAfterMs: number): Promise<OutboxHealth> {
+    const redisReachable =
+      clientReady(producer) &&
+      (await withTimeout(
+        queue.getJobCounts('wait').then(
+          () => true,
+          () => false,
+        ),
+        ENQUEUE_TIMEOUT_MS,
+      )) === true;
+    const running = worker !== undefined && !closing;
+    const fresh = Date.now() - (lastProgressAt ?? workerStartedAt) < stuckAfterMs;
+    return {
+      ok: running ? fresh : redisReachable,
+      worker: running,
+      lastProgressAt: lastProgressAt === undefined ? undefined : new Date(lastProgressAt),
+      redisReachable,
+    };
   }
 
   async function add(id: string, job: StoredJob): Promise<void> {
     if (!isProducerReady()) {
       // First use: give the connection the same bounded time as a write.
       await withTimeout(readiness, ENQUEUE_TIMEOUT_MS);
+      if (!isProducerReady()) redis.reportUnreachable(`not connected within ${ENQUEUE_TIMEOUT_MS} ms`);
       if (!isProducerReady())
         throw new RevocationOutboxError('OUTBOX_UNAVAILABLE', 'Redis is not reachable; the token was not queued.');
     }
-    if (producer.status !== 'ready') {
+    if (!clientReady(producer)) {
       throw new RevocationOutboxError('OUTBOX_UNAVAILABLE', 'Redis is not reachable; the token was not queued.');
     }
     const stored = queue.add(JOB_NAME, job, {
@@ -259,7 +270,7 @@ export async function createBullmqQueue(ctx: JobContext, redis: ResolvedRedis): 
     const unavailable = (): RevocationOutboxError =>
       new RevocationOutboxError('OUTBOX_UNAVAILABLE', 'Redis is not reachable; the outbox cannot be counted.');
     if (!isProducerReady()) await withTimeout(readiness, ENQUEUE_TIMEOUT_MS);
-    if (producer.status !== 'ready') throw unavailable();
+    if (!clientReady(producer)) throw unavailable();
     const c = await withTimeout(
       queue.getJobCounts('wait', 'prioritized', 'delayed', 'active').catch(() => undefined),
       ENQUEUE_TIMEOUT_MS,
@@ -271,14 +282,15 @@ export async function createBullmqQueue(ctx: JobContext, redis: ResolvedRedis): 
   /** Drops every connection at once, the worker's own blocking one included. */
   async function dropConnections(): Promise<void> {
     await Promise.allSettled([worker?.disconnect(), queue.disconnect()]);
-    for (const client of clients) client.disconnect();
+    await redis.close();
   }
 
   async function close(): Promise<void> {
     closing = true;
+    clearInterval(heartbeat);
     // With Redis away, a graceful close would wait for it: force-close the worker (calls in flight are left
     // to the stall check of the next worker), then drop the connections.
-    const reachable = clients.every((client) => client.status === 'ready');
+    const reachable = clientReady(producer);
     if (!reachable) debug('closing while Redis is unreachable: calls in flight are not waited for');
     const graceful = (async () => {
       await worker?.close(!reachable);
@@ -294,16 +306,13 @@ export async function createBullmqQueue(ctx: JobContext, redis: ResolvedRedis): 
       debug('the worker did not stop in time; connections dropped');
       await dropConnections();
     }
-    await Promise.all(
-      clients
-        .filter((client) => client.status !== 'end')
-        .map((client) => client.quit().catch(() => client.disconnect())),
-    );
+    // The connections this outbox opened; the app's own client stays open.
+    await redis.close();
   }
 
   if (ctx.config.worker) void runWorker().catch((err: unknown) => debug('the worker did not start: %s', describe(err)));
   debug('redis outbox on queue %s%s', name, ctx.config.worker ? '' : ' (no worker in this process: run one elsewhere)');
-  return { add, runWorker, counts, close };
+  return { add, runWorker, counts, health, close };
 }
 
 /** The promise's value, or undefined once `ms` have passed. */

@@ -5,7 +5,7 @@
  */
 import { buildRevoker } from '../revoker';
 import type { TokenTypeHint } from '../types';
-import { createBullmqQueue, type BullmqQueue } from './bullmq-queue';
+import { createBullmqQueue, DEFAULT_STUCK_AFTER_MS, type BullmqQueue } from './bullmq-queue';
 import { deriveKeyring, jobIdOf, seal } from './crypto';
 import { RevocationOutboxError } from './errors';
 import {
@@ -62,6 +62,10 @@ export function createRevocationOutbox(options: RevocationOutboxOptions): Revoca
       counts() {
         return Promise.resolve(queue.counts());
       },
+      health() {
+        // The scheduler lives in this process: it is as alive as the process.
+        return Promise.resolve({ ok: !closed, worker: !closed, lastProgressAt: new Date(), redisReachable: true });
+      },
       async close() {
         if (closed) return;
         closed = true;
@@ -91,6 +95,14 @@ export function createRevocationOutbox(options: RevocationOutboxOptions): Revoca
     },
     async counts() {
       return (await pending).counts();
+    },
+    async health(options = {}) {
+      const stuckAfterMs = options.stuckAfterMs ?? DEFAULT_STUCK_AFTER_MS;
+      try {
+        return await (await pending).health(stuckAfterMs);
+      } catch {
+        return { ok: false, worker: false, lastProgressAt: undefined, redisReachable: false };
+      }
     },
     close() {
       closed = true;
@@ -131,6 +143,7 @@ export type {
   OutboxCounts,
   OutboxEncryptionKey,
   OutboxErrorCode,
+  OutboxHealth,
   OutboxRedis,
   OutboxRedisClient,
   OutboxRedisConnectionOptions,

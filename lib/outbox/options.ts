@@ -4,7 +4,8 @@
  */
 import { invalidOption } from '../errors';
 import { CLIENT_OPTION_KEYS, rejectUnknownKeys, resolveClientConfig, type RevokerConfig } from '../options';
-import type { OutboxRedisClient, OutboxRedisConnectionOptions, RevocationOutboxOptions } from './types';
+import { createRedisAdapter, type RedisAdapter } from '../redis';
+import type { RevocationOutboxOptions } from './types';
 
 const FACTORY = 'createRevocationOutbox';
 const OUTBOX_KEYS = [
@@ -17,21 +18,17 @@ const OUTBOX_KEYS = [
   'maxAgeMs',
   'onSettled',
   'encryptionKey',
+  'prefix',
 ] as const;
 
 export const DEFAULT_MAX_AGE_MS = 10 * 24 * 60 * 60 * 1000;
 const MAX_MAX_AGE_MS = 366 * 24 * 60 * 60 * 1000;
 const MIN_KEY_LENGTH = 32;
 
-export type ResolvedRedis =
-  | { kind: 'url'; url: string }
-  | { kind: 'client'; client: OutboxRedisClient }
-  | { kind: 'options'; options: OutboxRedisConnectionOptions };
-
 export interface OutboxConfig {
   /** One attempt per job run: the outbox schedules its own retries. */
   revoker: RevokerConfig;
-  redis: ResolvedRedis | undefined;
+  redis: RedisAdapter | undefined;
   worker: boolean;
   concurrency: number;
   backoff: { initialDelayMs: number; maxDelayMs: number };
@@ -55,39 +52,19 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function resolveRedis(value: unknown): ResolvedRedis | undefined {
-  if (value === undefined) return undefined;
-  const hint = 'must be a redis:// or rediss:// URL, an ioredis client or ioredis connection options';
-  if (typeof value === 'string') {
-    let url: URL;
-    try {
-      url = new URL(value);
-    } catch {
-      throw invalidOption('redis', `${hint} (the string given is not a URL).`);
-    }
-    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
-      throw invalidOption('redis', `${hint} (got a ${url.protocol} URL).`);
-    }
-    return { kind: 'url', url: value };
+/** The Redis adapter, built and checked here: a wrong client, a missing peer or a bad prefix fails now. */
+function resolveRedis(value: unknown, prefix: unknown): RedisAdapter | undefined {
+  if (value === undefined) {
+    if (prefix !== undefined) throw invalidOption('prefix', 'only applies together with `redis`.');
+    return undefined;
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidOption('redis', `${hint}.`);
-  const candidate = value as Record<string, unknown>;
-  if (typeof candidate.duplicate === 'function') {
-    if (typeof candidate.status !== 'string')
-      throw invalidOption('redis', `${hint}; this client is not an ioredis client.`);
-    const options = candidate.options as Record<string, unknown> | undefined;
-    if (options?.keyPrefix) {
-      throw invalidOption(
-        'redis',
-        'must not use an ioredis keyPrefix (BullMQ refuses it); the outbox has its own key prefix.',
-      );
-    }
-    return { kind: 'client', client: value as OutboxRedisClient };
-  }
-  if (candidate.keyPrefix !== undefined) {
-    throw invalidOption('redis', 'must not set keyPrefix (BullMQ refuses it); the outbox has its own key prefix.');
-  }
-  return { kind: 'options', options: { ...candidate } };
+  return createRedisAdapter(value, {
+    option: 'redis',
+    prefix,
+    feature: 'the Redis outbox',
+    peers: ['bullmq'],
+    acceptOptions: true,
+  });
 }
 
 function resolveBackoff(value: unknown): OutboxConfig['backoff'] {
@@ -153,7 +130,7 @@ export function resolveOutboxConfig(options: RevocationOutboxOptions): OutboxCon
   rejectUnknownKeys(options, OUTBOX_KEYS, FACTORY);
   const client = resolveClientConfig(options);
   const timeoutMs = integer(options.timeoutMs, 'timeoutMs', 5000, 1, 120_000);
-  const redis = resolveRedis(options.redis);
+  const redis = resolveRedis(options.redis, options.prefix);
 
   const worker = options.worker ?? true;
   if (typeof worker !== 'boolean') throw invalidOption('worker', 'must be true or false.');

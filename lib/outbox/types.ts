@@ -1,10 +1,13 @@
 import type { PolarClientOptions, RevocationErrorCode, RevocationQueue, TokenTypeHint } from '../types';
 
-/** An ioredis client (`new Redis(...)`). The outbox duplicates it and never closes yours. */
+/**
+ * An ioredis client (5 or 6: `new Redis()`, a Sentinel client, `new Redis.Cluster()`) or a node-redis client
+ * (5 or 6: `createClient()`, `createCluster()`). The outbox never closes it; it opens what it needs beside it
+ * (a blocking connection for the worker, and with ioredis a fail-fast one for enqueueing).
+ */
 export interface OutboxRedisClient {
-  readonly status: string;
   duplicate(...args: never[]): unknown;
-  readonly options?: object;
+  on(event: string, listener: (...args: never[]) => void): unknown;
 }
 
 /** ioredis connection options (`{ host, port, password, tls, ... }`). */
@@ -18,8 +21,23 @@ export interface OutboxRedisConnectionOptions {
   [option: string]: unknown;
 }
 
-/** Where queued revocations live: a `redis://` or `rediss://` URL, an ioredis client, or ioredis options. */
+/** Where queued revocations live: a `redis://` or `rediss://` URL, an ioredis or node-redis client, or ioredis options. */
 export type OutboxRedis = string | OutboxRedisClient | OutboxRedisConnectionOptions;
+
+/** What `health()` says about the outbox's worker and its Redis. */
+export interface OutboxHealth {
+  /** False when this process runs a worker that made no progress for `stuckAfterMs`, or Redis is not reachable. */
+  ok: boolean;
+  /** Whether a worker runs in this process. */
+  worker: boolean;
+  /**
+   * Last time the worker made progress: settled or retried a job, or found nothing due while it was idle (an
+   * idle heartbeat every few seconds). Undefined before the first.
+   */
+  lastProgressAt: Date | undefined;
+  /** Whether this process can reach Redis now (memory outbox: always true). */
+  redisReachable: boolean;
+}
 
 /** How retries are spaced: exponential from `initialDelayMs`, ±25 % jitter, capped at `maxDelayMs`. */
 export interface OutboxBackoffOptions {
@@ -84,6 +102,11 @@ export interface RevocationOutboxOptions extends PolarClientOptions {
   /** Audit hook for each queued token's end; awaited at most `timeoutMs`; its errors go to `debug` only. */
   onSettled?: (event: OutboxSettledEvent) => void | Promise<void>;
   /**
+   * Prefix of every Redis key of the outbox. Default `'{polar-logout}'`. On a Redis Cluster it must contain a
+   * hash tag (`{...}`) so that BullMQ's multi-key scripts stay in one slot.
+   */
+  prefix?: string;
+  /**
    * Key material (each at least 32 bytes or characters) for encrypting queued tokens. Default: derived from
    * `clientSecret`. A list is a keyring, `[currentKey, ...olderKeys]`: tokens are sealed under the first, and
    * opened with whichever key sealed them, so workers can drain jobs queued before a rotation.
@@ -114,6 +137,11 @@ export interface RevocationOutbox extends RevocationQueue {
   runWorker(): Promise<void>;
   /** Jobs not settled yet (for health checks and tests). */
   counts(): Promise<OutboxCounts>;
+  /**
+   * Liveness: `ok` is false when this process's worker made no progress for `stuckAfterMs` (default 60000)
+   * while work was due, or Redis cannot be reached. Never rejects. The worker bin exits non-zero on it.
+   */
+  health(options?: { stuckAfterMs?: number }): Promise<OutboxHealth>;
   /** Stops the worker (waiting for calls in flight) and closes connections. Memory jobs left are lost. */
   close(): Promise<void>;
 }

@@ -639,7 +639,7 @@ describe('Polar down at logout: the user is signed out, the revocation outbox re
       if (redis) {
         // The jobs are in Redis, and nothing in Redis holds a token or the client secret in clear.
         const dump = await redis.dump();
-        expect(dump).toContain('express-polar-logout:revocations-');
+        expect(dump).toContain('{polar-logout}:revocations-');
         for (const secret of [accessToken, refreshToken, sid, app.standin!.clientSecret])
           expect(dump).not.toContain(secret);
       }

@@ -186,7 +186,7 @@ function suite(mode: Mode): void {
     expect(await pending(o)).toBe(2);
     if (redis) {
       const dump = await redis.dump();
-      expect(dump).toContain('express-polar-logout:revocations-');
+      expect(dump).toContain('{polar-logout}:revocations-');
       for (const secret of secrets) expect(dump).not.toContain(secret);
     }
 
@@ -396,7 +396,7 @@ function suite(mode: Mode): void {
     await o.enqueue(token, 'access_token', {});
     expect(await pending(o)).toBe(1);
     if (redis) {
-      const keys = await redis.keys(`express-polar-logout:revocations-*:rv-*`);
+      const keys = await redis.keys('{polar-logout}:revocations-*:rv-*');
       expect(keys.filter((k) => /:rv-[0-9a-f]{32}$/.test(k))).toHaveLength(1);
     }
     await waitFor(() => callsFor(token).length >= 2, 3000, 'retries');

@@ -36,11 +36,19 @@ describe('createRevocationOutbox() options', () => {
     ['timeoutMs 0', { timeoutMs: 0 }, 'timeoutMs', /integer from 1 to 120000/],
     ['redis not a URL', { redis: 'localhost:6379' }, 'redis', /redis:\/\/ or rediss:\/\/ URL/],
     ['redis http URL', { redis: 'http://127.0.0.1:6379' }, 'redis', /got a http: URL/],
-    ['redis number', { redis: 6379 }, 'redis', /ioredis client or ioredis connection options/],
+    ['redis number', { redis: 6379 }, 'redis', /an ioredis client .*a node-redis client .*; got number/],
     ['redis keyPrefix', { redis: { host: '127.0.0.1', keyPrefix: 'app:' } }, 'redis', /keyPrefix/],
     [
       'redis client with keyPrefix',
-      { redis: { status: 'ready', duplicate: () => undefined, options: { keyPrefix: 'a:' } } },
+      {
+        redis: {
+          status: 'ready',
+          call: () => undefined,
+          defineCommand: () => undefined,
+          duplicate: () => undefined,
+          options: { keyPrefix: 'a:' },
+        },
+      },
       'redis',
       /keyPrefix/,
     ],

@@ -119,7 +119,7 @@ describeWithRedis('the Redis outbox across processes', () => {
 
     // What sits in Redis while Polar is down holds no token, secret or session id in clear.
     const dump = await redis.dump();
-    expect(dump).toMatch(/express-polar-logout:revocations-[0-9a-f]{16}:rv-[0-9a-f]{32}/);
+    expect(dump).toMatch(/\{polar-logout\}:revocations-[0-9a-f]{16}:rv-[0-9a-f]{32}/);
     for (const secret of secrets) expect(dump).not.toContain(secret);
 
     await first.child.kill('SIGKILL');
@@ -243,17 +243,17 @@ describeWithRedis('the Redis outbox across processes', () => {
     expect(esm.records[0]).toEqual({ mode: 'redis', counts: { waiting: 1, delayed: 0, active: 0 } });
   });
 
-  it('without bullmq and ioredis installed, the memory outbox works and a Redis one says what to install', async () => {
+  it('without bullmq and ioredis installed, the memory outbox works and a Redis one is refused at construction', async () => {
     const child = startChild(path.join(FIXTURES, 'missing-peers.cjs'), { EPL_DIST: bundle.cjs });
     children.push(child);
     expect(await child.exited()).toBe(0);
     expect(child.records[0]).toEqual({
       memory: 'ok',
       error: {
-        name: 'RevocationOutboxError',
-        code: 'OUTBOX_UNAVAILABLE',
+        name: 'PolarLogoutError',
+        code: 'INVALID_OPTION',
         message:
-          'express-polar-logout: the `redis` option needs the optional packages bullmq and ioredis: npm install bullmq ioredis.',
+          'express-polar-logout: option `redis` needs bullmq and ioredis for the Redis outbox (optional peers of express-polar-logout, not installed): npm install bullmq ioredis.',
       },
     });
   });

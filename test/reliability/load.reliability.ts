@@ -218,9 +218,9 @@ describeWithRedis(
       );
       const transportErrors = answers.filter((a) => a instanceof Error).length;
       const left = (await keysMatching(client, 'sess:*')).length;
-      const tombstoneKeys = await keysMatching(client, 'polar-logout:tombstone:*');
+      const tombstoneKeys = await keysMatching(client, '{polar-logout}:tombstone:*');
       const sids = new Set(sessions.map((s) => s.sid));
-      const rawIdKeys = tombstoneKeys.filter((k) => sids.has(k.slice('polar-logout:tombstone:'.length)));
+      const rawIdKeys = tombstoneKeys.filter((k) => sids.has(k.slice('{polar-logout}:tombstone:'.length)));
 
       let liveUnreported = 0;
       let reportedFailed = 0;

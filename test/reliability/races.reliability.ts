@@ -497,7 +497,7 @@ describeWithRedis('with connect-redis on a real redis-server', () => {
         expect(await tombstones.has(`key-${name}`)).toBe(true);
         expect(await tombstones.has(`other-${name}`)).toBe(false);
       }
-      const pttl = await client.pTTL('polar-logout:tombstone:key-node-redis');
+      const pttl = await client.pTTL('{polar-logout}:tombstone:key-node-redis');
       expect(pttl).toBeGreaterThan(50_000);
       expect(pttl).toBeLessThanOrEqual(60_000);
       expect(await client.pTTL('io:key-ioredis')).toBeGreaterThan(50_000);

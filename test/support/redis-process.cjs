@@ -6,7 +6,7 @@
  */
 'use strict';
 const { spawn, spawnSync } = require('node:child_process');
-const { mkdtempSync, rmSync } = require('node:fs');
+const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
@@ -47,26 +47,14 @@ function exited(child) {
 }
 
 /**
- * Starts redis-server on `port` (127.0.0.1 only, no persistence, in a fresh temporary directory). It is not
- * ready yet: the caller waits until it answers. A process that is still running when this one exits is killed.
+ * Starts redis-server with `args` (run in `dir`, which stop() removes). A process that is still running when
+ * this one exits is killed.
+ * @param {string[]} args
+ * @param {string} dir
  * @param {number} port
  */
-function spawnRedisServer(port) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'epl-redis-'));
-  const child = spawn(
-    REDIS_SERVER_BIN,
-    ['--port', String(port), '--bind', '127.0.0.1', '--protected-mode', 'yes'].concat([
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--dir',
-      dir,
-      '--loglevel',
-      'warning',
-    ]),
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+function spawnRedis(args, dir, port) {
+  const child = spawn(REDIS_SERVER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
   running.add(child);
   let output = '';
   /** @param {Buffer} chunk */
@@ -77,6 +65,8 @@ function spawnRedisServer(port) {
   child.stderr.on('data', collect);
   return {
     child,
+    port,
+    dir,
     url: `redis://127.0.0.1:${port}`,
     /** The last 4,000 characters it printed (for error messages). */
     output: () => output,
@@ -99,4 +89,48 @@ function spawnRedisServer(port) {
   };
 }
 
-module.exports = { REDIS_SERVER_BIN, redisServerAvailable, freePort, spawnRedisServer };
+/**
+ * Starts redis-server on `port` (127.0.0.1 only, no persistence, in a fresh temporary directory), with
+ * `extraArgs` (e.g. `--cluster-enabled yes`). It is not ready yet: the caller waits until it answers.
+ * @param {number} port
+ * @param {string[]} [extraArgs]
+ */
+function spawnRedisServer(port, extraArgs = []) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'epl-redis-'));
+  return spawnRedis(
+    ['--port', String(port), '--bind', '127.0.0.1', '--protected-mode', 'yes']
+      .concat(['--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'])
+      .concat(extraArgs),
+    dir,
+    port,
+  );
+}
+
+/**
+ * Starts a Sentinel on `port` watching `masterName` at 127.0.0.1:`masterPort` (quorum 2, down after 1 s).
+ * A Sentinel rewrites its configuration file, so it gets one of its own in a fresh directory.
+ * @param {number} port
+ * @param {string} masterName
+ * @param {number} masterPort
+ */
+function spawnSentinel(port, masterName, masterPort) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'epl-sentinel-'));
+  const conf = path.join(dir, 'sentinel.conf');
+  writeFileSync(
+    conf,
+    [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      'loglevel warning',
+      `sentinel monitor ${masterName} 127.0.0.1 ${masterPort} 2`,
+      `sentinel down-after-milliseconds ${masterName} 1000`,
+      `sentinel failover-timeout ${masterName} 10000`,
+      `sentinel parallel-syncs ${masterName} 1`,
+      '',
+    ].join('\n'),
+  );
+  return spawnRedis([conf, '--sentinel'], dir, port);
+}
+
+module.exports = { REDIS_SERVER_BIN, redisServerAvailable, freePort, spawnRedisServer, spawnSentinel };

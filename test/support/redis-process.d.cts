@@ -7,8 +7,11 @@ export declare function freePort(): Promise<number>;
 export interface SpawnedRedisServer {
   readonly child: ChildProcessByStdio<null, Readable, Readable>;
   readonly url: string;
+  readonly port: number;
+  readonly dir: string;
   output(): string;
   kill(): Promise<void>;
   stop(): Promise<void>;
 }
-export declare function spawnRedisServer(port: number): SpawnedRedisServer;
+export declare function spawnRedisServer(port: number, extraArgs?: string[]): SpawnedRedisServer;
+export declare function spawnSentinel(port: number, masterName: string, masterPort: number): SpawnedRedisServer;

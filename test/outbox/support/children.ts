@@ -32,7 +32,15 @@ export async function bundleLibrary(): Promise<Bundle> {
   };
   await Promise.all([
     build({ ...options, format: 'cjs' }),
-    build({ ...options, format: 'esm', outExtension: { '.js': '.mjs' } }),
+    build({
+      ...options,
+      format: 'esm',
+      outExtension: { '.js': '.mjs' },
+      // What tsup's `shims` give dist/index.mjs: __filename, from which lib/redis/peers.ts resolves the peers.
+      banner: {
+        js: "import { fileURLToPath as __eplFileURLToPath } from 'node:url'; const __filename = __eplFileURLToPath(import.meta.url);",
+      },
+    }),
   ]);
   mkdirSync(path.join(dir, 'bin'), { recursive: true });
   const bin = path.join(dir, 'bin', 'express-polar-logout-worker.js');
