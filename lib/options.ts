@@ -6,6 +6,7 @@
 import { invalidOption } from './errors';
 import type { BucketShape } from './polar/rate-budget';
 import { resolveRateLimit } from './polar/rate-limit-options';
+import { createRedisAdapter, type RedisAdapter } from './redis';
 import type { ClientAuthMethod, PolarClientOptions, PolarLogoutOptions, PolarRevokerOptions, TokenPair } from './types';
 import type { Request } from 'express';
 
@@ -31,6 +32,10 @@ export interface ClientConfig {
 export interface RevokerConfig extends ClientConfig {
   timeoutMs: number;
   retries: number;
+  /** Where the rate budget is shared across processes; undefined: per process. */
+  rateRedis: RedisAdapter | undefined;
+  /** Whether close() closes rateRedis (opened for these options), or its owner does (the outbox's). */
+  ownsRateRedis: boolean;
 }
 
 export interface LogoutConfig<Req extends Request = Request> extends RevokerConfig {
@@ -49,7 +54,7 @@ export interface LogoutConfig<Req extends Request = Request> extends RevokerConf
 }
 
 const CLIENT_KEYS = ['clientId', 'clientSecret', 'server', 'baseUrl', 'clientAuth', 'rateLimit'] as const;
-const REVOKER_KEYS = [...CLIENT_KEYS, 'timeoutMs', 'retries'] as const;
+const REVOKER_KEYS = [...CLIENT_KEYS, 'timeoutMs', 'retries', 'redis'] as const;
 const LOGOUT_KEYS = [
   ...REVOKER_KEYS,
   'getTokens',
@@ -171,11 +176,27 @@ export function resolveClientConfig(options: PolarClientOptions): ClientConfig {
 }
 
 function resolveRevokerFields(options: PolarRevokerOptions): RevokerConfig {
+  const client = resolveClientConfig(options);
   return {
-    ...resolveClientConfig(options),
+    ...client,
     timeoutMs: optionalInteger(options.timeoutMs, 'timeoutMs', 5000, 1, 120_000),
     retries: optionalInteger(options.retries, 'retries', 1, 0, 10),
+    rateRedis: resolveBudgetRedis(options.redis, client),
+    ownsRateRedis: true,
   };
+}
+
+/** `redis` on the client and the handler is where the rate budget is shared: only meaningful with a budget. */
+function resolveBudgetRedis(redis: unknown, client: ClientConfig): RedisAdapter | undefined {
+  if (redis === undefined) return undefined;
+  if (!client.rateLimit) {
+    throw invalidOption(
+      'redis',
+      'shares the rate budget across processes, and there is no budget: rateLimit is false, or baseUrl is set ' +
+        'without rateLimit. Set rateLimit, or drop redis.',
+    );
+  }
+  return createRedisAdapter(redis, { feature: 'the shared rate budget', option: 'redis' });
 }
 
 export function resolveRevokerConfig(options: PolarRevokerOptions): RevokerConfig {

@@ -12,7 +12,14 @@ import { Axios, type AxiosResponse } from 'axios';
 import createDebug from 'debug';
 import { PolarLogoutError } from './errors';
 import { resolveRevokerConfig, type RevokerConfig } from './options';
-import { createRateBudget, type CallPriority, type RateBudget } from './polar/rate-budget';
+import {
+  createRateBudget,
+  createRedisBucket,
+  type BucketShape,
+  type CallPriority,
+  type RateBudget,
+  type RedisEval,
+} from './polar/rate-budget';
 import { recordThrottled, traceAttempts } from './telemetry';
 import { normaliseToken, normaliseTokens } from './tokens';
 import type {
@@ -289,6 +296,19 @@ function resolveCallOptions(options: RevokeCallOptions, config: RevokerConfig): 
   return { timeoutMs, retries, signal, priority };
 }
 
+/**
+ * The budget for this client's Polar host: shared through Redis when one is configured (one key per host, since
+ * Polar counts the caller's address whatever the client), else this process's.
+ */
+function rateBudgetFor(config: RevokerConfig, shape: BucketShape): RateBudget {
+  const host = new URL(config.revokeUrl).host;
+  const redis = config.rateRedis;
+  if (!redis) return createRateBudget(shape, host);
+  const evaluate: RedisEval = (script, keys, args) =>
+    redis.eval(script, keys, args, { timeoutMs: RATE_STORE_BOUND_MS });
+  return createRateBudget(shape, host, createRedisBucket(evaluate, redis.key(`budget:${host}`), shape));
+}
+
 /** Builds a revoker from an already validated config (polarLogout and the outbox validate their own options). */
 export function buildRevoker(config: RevokerConfig): PolarRevoker {
   const isHttps = config.revokeUrl.startsWith('https:');
@@ -298,7 +318,7 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
   const agentOptions = { keepAlive: true, keepAliveMsecs: 60_000 };
   const agent = isHttps ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
   const transport = isHttps ? https : http;
-  const rate = config.rateLimit ? createRateBudget(config.rateLimit, new URL(config.revokeUrl).host) : undefined;
+  const rate = config.rateLimit ? rateBudgetFor(config, config.rateLimit) : undefined;
 
   // Everything constant is computed once: the credentials part of the body or the Basic header.
   const headers: Record<string, string> = {
@@ -505,7 +525,11 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     revoke,
     revokeToken,
     verify,
-    close: () => agent.destroy(),
+    close: () => {
+      agent.destroy();
+      // The connection opened for a URL (an app's own client stays open); the outbox closes its own.
+      if (config.ownsRateRedis) void config.rateRedis?.close().catch(() => undefined);
+    },
   };
 }
 

@@ -41,8 +41,20 @@ export interface PolarClientOptions {
   rateLimit?: RateLimitOptions | false;
 }
 
+/**
+ * A Redis shared by every instance of the app: a `redis://` or `rediss://` URL, or an ioredis (5, 6; Sentinel,
+ * Cluster) or node-redis (5, 6; cluster) client. A client you pass is never closed by the library.
+ */
+export type SharedRedis =
+  string | { duplicate(...args: never[]): unknown; on(event: string, listener: (...args: never[]) => void): unknown };
+
 /** Options of the standalone revocation client. */
 export interface PolarRevokerOptions extends PolarClientOptions {
+  /**
+   * Where the rate budget is shared with the app's other processes (see "Polar's rate limit" in the README).
+   * Without it the budget is per process.
+   */
+  redis?: SharedRedis;
   /** Total budget in ms for one revoke() call, retries included. Default 5000. */
   timeoutMs?: number;
   /** Extra attempts for network errors, 429 and 5xx (honouring Retry-After within the budget). Default 1. */

@@ -145,7 +145,15 @@ export function resolveOutboxConfig(options: RevocationOutboxOptions): OutboxCon
     throw invalidOption('onSettled', 'must be a function.');
 
   return {
-    revoker: { ...client, timeoutMs, retries: 0 },
+    // The outbox's Redis also shares the rate budget with every process on it (logouts included, when they are
+    // given the same Redis).
+    revoker: {
+      ...client,
+      timeoutMs,
+      retries: 0,
+      rateRedis: client.rateLimit ? redis : undefined,
+      ownsRateRedis: false,
+    },
     redis,
     worker,
     concurrency: integer(options.concurrency, 'concurrency', 10, 1, 1000),

@@ -43,8 +43,8 @@ export interface BucketStore {
   pause(ms: number): Promise<void>;
 }
 
-/** A Redis command function: the Redis adapter's `send(['EVALSHA', ...])`. Keys of one call share a slot. */
-export type RedisSend = (args: string[]) => Promise<unknown>;
+/** Runs a Lua script on the keys (one slot): the Redis adapter's `eval` (EVALSHA, then EVAL on NOSCRIPT). */
+export type RedisEval = (script: string, keys: string[], args: string[]) => Promise<unknown>;
 
 export interface RateBudget {
   readonly shape: BucketShape;
@@ -119,17 +119,10 @@ export function createMemoryBucket(shape: BucketShape, now: () => number = Date.
 }
 
 /** The bucket in Redis, one hash per Polar server, changed only by Lua scripts (atomic; Redis's clock). */
-export function createRedisBucket(send: RedisSend, key: string, shape: BucketShape): BucketStore {
+export function createRedisBucket(evaluate: RedisEval, key: string, shape: BucketShape): BucketStore {
   const ttlMs = String(Math.ceil(shape.capacity / shape.refillPerMs) + PAUSE_CAP_MS * 2);
   const args = [String(shape.capacity), String(shape.refillPerMs), ttlMs];
-  const run = async (script: { source: string; sha: string }, extra: string[]): Promise<unknown> => {
-    try {
-      return await send(['EVALSHA', script.sha, '1', key, ...args, ...extra]);
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw err;
-      return send(['EVAL', script.source, '1', key, ...args, ...extra]);
-    }
-  };
+  const run = (script: string, extra: string[]): Promise<unknown> => evaluate(script, [key], [...args, ...extra]);
   return {
     async take(wanted, floor) {
       const reply = (await run(TOKEN_BUCKET_SCRIPT, [String(wanted), String(floor)])) as [unknown, unknown];
