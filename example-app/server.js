@@ -82,6 +82,7 @@ async function main() {
 }
 
 main().catch((err) => {
-  console.error(err);
+  // The name only: an unexpected error object may carry anything, and this line goes to the logs.
+  console.error(`The example app failed: ${err instanceof Error ? err.name : typeof err}`);
   process.exitCode = 1;
 });

@@ -215,13 +215,14 @@ function normaliseOrigin(value: unknown, option: string): string {
   try {
     url = new URL(value);
   } catch {
-    throw invalidOption(option, `is not an origin (expected e.g. https://app.example.com, got "${value}").`);
+    // Never echoed: a mistyped entry may hold credentials.
+    throw invalidOption(option, 'is not an origin (expected e.g. https://app.example.com).');
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw invalidOption(option, `must be an http(s) origin (got "${value}").`);
+    throw invalidOption(option, `must be an http(s) origin (got ${url.protocol}).`);
   }
   if (url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) {
-    throw invalidOption(option, `must be an origin only: scheme, host and port, no path (got "${value}").`);
+    throw invalidOption(option, 'must be an origin only: scheme, host and port, no credentials, path or query.');
   }
   return url.origin;
 }

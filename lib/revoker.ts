@@ -413,6 +413,24 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
   const tracedAttempt = traceAttempts<Budget, AttemptFailure>(config.revokeUrl, attempt);
 
   /**
+   * The drain's turn: waits for the rate budget (above its reserve) for up to two call budgets, or until the
+   * caller's signal aborts; null when granted, else the THROTTLED failure (the job is then tried again later).
+   */
+  async function drainTurn(rateBudget: RateBudget, call: CallSettings): Promise<AttemptFailure | null> {
+    const until = performance.now() + 2 * call.timeoutMs;
+    for (;;) {
+      const grant = await rateBudget.take(1, 'drain', RATE_STORE_BOUND_MS);
+      if (grant.granted > 0) return null;
+      // A little jitter so that the drains of several processes do not ask in the same millisecond.
+      const wait = grant.retryInMs + Math.round(Math.random() * Math.min(grant.retryInMs, 50));
+      if (call.signal?.aborted || performance.now() + wait > until) {
+        return { code: 'THROTTLED', retryable: true, retryAfterMs: grant.retryInMs };
+      }
+      await sleep(wait, undefined, call.signal ? { signal: call.signal } : undefined).catch(() => undefined);
+    }
+  }
+
+  /**
    * Draws one call from the rate budget: null when granted, else the THROTTLED failure. A live call never waits
    * (the user is answered, the token queued); the drain waits for its turn within the first half of its budget.
    */
@@ -433,6 +451,8 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     hint: TokenTypeHint,
     budget: Budget,
     retries: number,
+    /** The first attempt's call was already drawn from the rate budget (the drain's turn). */
+    turn = false,
   ): Promise<DetailedTokenOutcome> {
     const started = performance.now();
     let attempts = 0;
@@ -445,7 +465,8 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
       failure,
     });
     for (;;) {
-      const throttled = rate && !isAborted(budget) ? await takeTurn(rate, budget) : null;
+      const granted = turn && attempts === 0;
+      const throttled = rate && !granted && !isAborted(budget) ? await takeTurn(rate, budget) : null;
       if (throttled) {
         recordThrottled(hint);
         debug('%s revocation: attempt %d not sent, the rate budget is spent', hint, attempts + 1);
@@ -491,7 +512,18 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     const call = resolveCallOptions(options, config);
     const usable = normaliseToken(token);
     if (usable === undefined) return absent();
-    return revokeWithin(usable, hint, startBudget(call), call.retries);
+    // The drain takes its turn before its call's time budget starts: waiting for the rate budget is its normal
+    // state under load, and must not eat the time the call itself needs.
+    let turn = false;
+    if (rate && call.priority === 'drain') {
+      const throttled = await drainTurn(rate, call);
+      if (throttled) {
+        recordThrottled(hint);
+        return { status: 'failed', attempts: 0, durationMs: 0, error: publicError(throttled), failure: throttled };
+      }
+      turn = true;
+    }
+    return revokeWithin(usable, hint, startBudget(call), call.retries, turn);
   }
 
   async function revoke(tokens: TokenPair, options: RevokeCallOptions = {}): Promise<RevocationResult> {

@@ -51,7 +51,9 @@ export interface JobContext {
 }
 
 const HINTS: ReadonlySet<string> = new Set(['access_token', 'refresh_token']);
-const SESSION_ID_HASH = /^[0-9a-f]{8,64}$/;
+// Exactly what hashSessionId() produces: a hex session id (some genid functions make them) passed by mistake
+// is 32 characters or more, and never reaches storage.
+const SESSION_ID_HASH = /^[0-9a-f]{16}$/;
 
 export function isTokenTypeHint(value: unknown): value is TokenTypeHint {
   return typeof value === 'string' && HINTS.has(value);

@@ -515,7 +515,7 @@ function suite(mode: Mode): void {
       const producer = outbox({ worker: false, encryptionKey: k1 });
       const token = issueRefresh();
       await producer.enqueue(token, 'refresh_token', { sessionIdHash: 'abcdef0123456789' });
-      const [jobKey] = (await redis!.keys('express-polar-logout:revocations-*:rv-*')).filter((k) =>
+      const [jobKey] = (await redis!.keys('{polar-logout}:revocations-*:rv-*')).filter((k) =>
         /:rv-[0-9a-f]{32}$/.test(k),
       );
       expect(jobKey).toBeDefined();
