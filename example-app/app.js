@@ -173,6 +173,8 @@ async function createExampleApp(config, options = {}) {
     // The point of the example. Its options are checked here, at start-up.
     logout = polarLogout({
       ...client,
+      // With Redis, the rate budget is shared with the outbox's worker and every other instance of the app.
+      ...(config.redisUrl ? { redis: config.redisUrl } : {}),
       cookieName: SESSION_COOKIE,
       redirectTo: '/signed-out',
       onLogout: recordLogout,
