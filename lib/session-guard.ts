@@ -310,7 +310,7 @@ class GuardedStore extends EventEmitter {
     const consequence = { get: 'read without the check', set: 'write refused', touch: 'touch skipped' }[operation];
     debug('could not read the tombstones (%s): %s', describeFailure(err), consequence);
     warnOnce(
-      'TOMBSTONES_UNREADABLE',
+      'EPL_TOMBSTONES_UNREADABLE',
       'express-polar-logout: guardSessionStore could not read its tombstones (the tombstone store failed or did not ' +
         'answer within tombstoneTimeoutMs). Until it answers, sessions are read without the check and session ' +
         'writes are refused. Check the tombstone store (Redis).',
@@ -392,7 +392,7 @@ class GuardedStore extends EventEmitter {
         if (tombstoneErr) {
           debug('could not record the tombstone (%s); destroying the session anyway', describeFailure(tombstoneErr));
           warnOnce(
-            'TOMBSTONE_WRITE_FAILED',
+            'EPL_TOMBSTONE_WRITE_FAILED',
             'express-polar-logout: guardSessionStore deleted a session but could not record its tombstone (the ' +
               'tombstone store failed or did not answer within tombstoneTimeoutMs), so a request in flight may ' +
               'write it back. Check the tombstone store (Redis).',

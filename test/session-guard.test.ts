@@ -117,7 +117,7 @@ describe.each(['fail', 'hang'] as const)('tombstones that %s', (mode) => {
     expect(a.errors).toEqual([]);
     // Reported: debug every time, a warning at most once per process; no session id in either.
     expect(debugLines.some((l) => l.includes('could not read the tombstones'))).toBe(true);
-    expect(warnings.map((w) => w.code)).toContain('TOMBSTONES_UNREADABLE');
+    expect(warnings.map((w) => w.code)).toContain('EPL_TOMBSTONES_UNREADABLE');
     expectNoSessionId(sessionId);
   });
 
@@ -175,7 +175,7 @@ describe('the guarded destroy', () => {
     expect(err).toMatchObject({ code: 'TOMBSTONE_WRITE_FAILED', sessionDeleted: true });
     expect((err as Error).message).not.toContain('sid-d');
     expect(await storedSession(inner, 'sid-d')).toBeNull();
-    expect(warnings.map((w) => w.code)).toContain('TOMBSTONE_WRITE_FAILED');
+    expect(warnings.map((w) => w.code)).toContain('EPL_TOMBSTONE_WRITE_FAILED');
   });
 
   it('passes the store error on when the session itself could not be deleted', async () => {
