@@ -262,7 +262,11 @@ async function runCase(fault: Fault, scope: Scope, policy: Policy): Promise<Case
     problems.push(...outcomeProblems('refresh', event?.revocation.refreshToken, expectedOf('refresh_token')));
 
     // The answer and the store, per policy.
-    const anyFailed = [expectedOf('access_token'), expectedOf('refresh_token')].some((e) => e.status === 'failed');
+    // 'fail' keeps the session only for failures that may pass; a permanent refusal logs out and is reported.
+    const MAY_PASS = ['TIMEOUT', 'ABORTED', 'NETWORK_ERROR', 'RATE_LIMITED', 'SERVER_ERROR', 'THROTTLED'];
+    const anyFailed = [expectedOf('access_token'), expectedOf('refresh_token')].some(
+      (e) => e.status === 'failed' && e.code !== undefined && MAY_PASS.includes(e.code),
+    );
     const sessions = await h.sessionIds();
     const cleared = cookieHeader(res).some((c) => c.startsWith('connect.sid=;') && c.includes('1970'));
     if (res.headers['cache-control'] !== 'no-store') problems.push(`Cache-Control ${res.headers['cache-control']}`);
