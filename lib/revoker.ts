@@ -45,6 +45,7 @@ const RETRY_BASE_MS = 100;
 const RETRY_CAP_MS = 1000;
 /** Longest wait for a shared (Redis) rate budget's answer before this process's own bucket decides. */
 const RATE_STORE_BOUND_MS = 250;
+const DRAIN_STORE_BOUND_MS = 1000;
 
 export interface RevokeCallOptions {
   /** Cancels the call; outcomes then report `ABORTED`. */
@@ -419,7 +420,8 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
   async function drainTurn(rateBudget: RateBudget, call: CallSettings): Promise<AttemptFailure | null> {
     const until = performance.now() + 2 * call.timeoutMs;
     for (;;) {
-      const grant = await rateBudget.take(1, 'drain', RATE_STORE_BOUND_MS);
+      // The drain is in no hurry: it waits longer for the shared store before using this process's own bucket.
+      const grant = await rateBudget.take(1, 'drain', DRAIN_STORE_BOUND_MS);
       if (grant.granted > 0) return null;
       // A little jitter so that the drains of several processes do not ask in the same millisecond.
       const wait = grant.retryInMs + Math.round(Math.random() * Math.min(grant.retryInMs, 50));

@@ -5,7 +5,13 @@
  */
 import { createHash } from 'node:crypto';
 import session from 'express-session';
-import { createRedisTombstones, createRevocationOutbox, guardSessionStore, type OutboxSettledEvent } from '../../lib';
+import {
+  createPolarRevoker,
+  createRedisTombstones,
+  createRevocationOutbox,
+  guardSessionStore,
+  type OutboxSettledEvent,
+} from '../../lib';
 import { startFakePolar, type FakePolar } from '../../lib/testing';
 import { createRedisAdapter } from '../../lib/redis';
 import { describeWithRedis } from '../support/redis-server';
@@ -125,5 +131,44 @@ describeWithRedis('a 3-master Redis Cluster', () => {
       const key = `{polar-logout}:tombstone:${createHash('sha256').update(sid).digest('base64url')}`;
       expect(Number(await client.send(['PTTL', key], key))).toBeGreaterThan(60_000);
     });
+  });
+  it('the rate budget holds across two clients (ioredis and node-redis, as two processes would be) on the cluster', async () => {
+    const N = 120;
+    const PER_MS = 2000;
+    const limited = await startFakePolar({ rateLimit: { requests: N, perMs: PER_MS } });
+    const [a, b] = await Promise.all([LIBRARIES[1]!.cluster(cluster.nodes), LIBRARIES[3]!.cluster(cluster.nodes)]);
+    const options = {
+      clientId: limited.clientId,
+      clientSecret: limited.clientSecret,
+      baseUrl: limited.url,
+      rateLimit: { requests: N, perMs: PER_MS },
+      timeoutMs: 3000,
+    };
+    const revokers = [
+      createPolarRevoker({ ...options, redis: a.client as never }),
+      createPolarRevoker({ ...options, redis: b.client as never }),
+    ];
+    try {
+      const tokens = Array.from({ length: 150 }, () => limited.issueTokens().refreshToken);
+      await Promise.all(
+        tokens.map((token, i) =>
+          revokers[i % 2]!.revokeToken(token, 'refresh_token', { priority: 'drain', retries: 0 }),
+        ),
+      );
+      const times = limited.calls.map((c) => c.receivedAt).sort((x, y) => x - y);
+      let most = 0;
+      for (let end = 0, start = 0; end < times.length; end += 1) {
+        while (times[end]! - times[start]! >= PER_MS) start += 1;
+        most = Math.max(most, end - start + 1);
+      }
+      expect(limited.rejected429).toBe(0);
+      expect(most).toBeLessThanOrEqual(N);
+      expect(tokens.filter((t) => !limited.isActive(t)).length).toBeGreaterThanOrEqual(N);
+      const budgetKey = `{polar-logout}:budget:${new URL(limited.url).host}`;
+      expect(Number(await a.send(['EXISTS', budgetKey], budgetKey))).toBe(1);
+    } finally {
+      for (const revoker of revokers) revoker.close();
+      await Promise.all([a.close(), b.close(), limited.close()]);
+    }
   });
 });
