@@ -25,6 +25,7 @@ import { invalidOption, PolarLogoutError } from './errors';
 import { rejectUnknownKeys } from './options';
 import { COMMAND_TIMEOUT_MS, createRedisAdapter, DEFAULT_PREFIX } from './redis';
 import { warnOnce } from './warnings';
+import { settleWithin } from './util/settle';
 
 const debug = createDebug('express-polar-logout:session-guard');
 
@@ -240,18 +241,13 @@ function settle<T>(step: () => T | PromiseLike<T>, limitMs: number, callback: (e
     return callback(err ?? new Error('tombstone step failed'));
   }
   if (!isPromiseLike<T>(value)) return callback(null, value);
-  let settled = false;
-  const finish = (err: unknown, result?: T): void => {
-    if (settled) return;
-    settled = true;
-    clearTimeout(timer);
-    process.nextTick(callback, err, result);
-  };
-  const timer = setTimeout(() => finish(timedOut()), limitMs);
-  value.then(
-    (result) => finish(null, result),
-    (err: unknown) => finish(err ?? new Error('tombstone step failed')),
-  );
+  const running = value;
+  // nextTick: the callback runs outside the promise chain, so a throw in it is not turned into a rejection.
+  void settleWithin(() => running, limitMs).then((outcome) => {
+    if (outcome.kind === 'done') process.nextTick(callback, null, outcome.value);
+    else if (outcome.kind === 'late') process.nextTick(callback, timedOut());
+    else process.nextTick(callback, outcome.error ?? new Error('tombstone step failed'));
+  });
 }
 
 /** What the guard needs from a store: express-session's Store. */
