@@ -22,7 +22,7 @@ import type { SessionData, Store } from 'express-session';
 import createDebug from 'debug';
 import { hashSessionId } from './audit';
 import { invalidOption, PolarLogoutError } from './errors';
-import { rejectUnknownKeys } from './options';
+import { integerInRange, isObject, optionalFunction, rejectUnknownKeys } from './validate';
 import { COMMAND_TIMEOUT_MS, createRedisAdapter, DEFAULT_PREFIX } from './redis';
 import { warnOnce } from './warnings';
 import { settleWithin } from './util/settle';
@@ -100,11 +100,6 @@ const MAX_TOMBSTONE_TIMEOUT_MS = 60_000;
 const GUARD_KEYS = ['ttlMs', 'tombstones', 'onRefused', 'tombstoneTimeoutMs'] as const;
 const REDIS_KEYS = ['client', 'prefix', 'commandTimeoutMs'] as const;
 
-/** Options also come from JavaScript callers, so they are checked as values rather than trusted as types. */
-function isObject(value: unknown): value is object {
-  return typeof value === 'object' && value !== null;
-}
-
 /** The tombstone key of a session id: SHA-256, base64url. The raw id is never stored. */
 function tombstoneKey(sessionId: string): string {
   return createHash('sha256').update(sessionId).digest('base64url');
@@ -171,10 +166,7 @@ export function createRedisTombstones(options: RedisTombstonesOptions): SessionT
     prefixOption: 'prefix',
     feature: 'createRedisTombstones()',
   });
-  const timeoutMs = options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS;
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 60_000) {
-    throw invalidOption('commandTimeoutMs', 'must be an integer from 1 to 60000 (ms).');
-  }
+  const timeoutMs = integerInRange(options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS, 'commandTimeoutMs', 1, 60_000, 'ms');
   const prefix = redis.prefix;
 
   return {
@@ -431,23 +423,21 @@ export function guardSessionStore(store: Store, options: SessionStoreGuardOption
     throw invalidOption('options', 'must be an object, as in guardSessionStore(store, { ttlMs }).');
   }
   rejectUnknownKeys(options, GUARD_KEYS, 'guardSessionStore');
-  const ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
-  if (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > MAX_TTL_MS) {
-    throw invalidOption('ttlMs', `must be an integer from 1 to ${MAX_TTL_MS} (ms).`);
-  }
+  const ttlMs = integerInRange(options.ttlMs ?? DEFAULT_TTL_MS, 'ttlMs', 1, MAX_TTL_MS, 'ms');
   const tombstones = options.tombstones ?? createMemoryTombstones();
   if (!isObject(tombstones) || typeof tombstones.add !== 'function' || typeof tombstones.has !== 'function') {
     throw invalidOption('tombstones', 'must have add(key, ttlMs) and has(key), like createRedisTombstones() returns.');
   }
-  if (options.onRefused !== undefined && typeof options.onRefused !== 'function') {
-    throw invalidOption('onRefused', 'must be a function.');
-  }
-  const timeoutMs = options.tombstoneTimeoutMs ?? DEFAULT_TOMBSTONE_TIMEOUT_MS;
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TOMBSTONE_TIMEOUT_MS) {
-    throw invalidOption('tombstoneTimeoutMs', `must be an integer from 1 to ${MAX_TOMBSTONE_TIMEOUT_MS} (ms).`);
-  }
+  const onRefused = optionalFunction(options.onRefused, 'onRefused');
+  const timeoutMs = integerInRange(
+    options.tombstoneTimeoutMs ?? DEFAULT_TOMBSTONE_TIMEOUT_MS,
+    'tombstoneTimeoutMs',
+    1,
+    MAX_TOMBSTONE_TIMEOUT_MS,
+    'ms',
+  );
   // A look-alike on purpose: express-session only calls a store's methods and never checks `instanceof Store`;
   // extending its Store class would make express-session (a peer dependency) a runtime import of this module.
   // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- see the comment above
-  return new GuardedStore(store, ttlMs, tombstones, options.onRefused, timeoutMs);
+  return new GuardedStore(store, ttlMs, tombstones, onRefused, timeoutMs);
 }
