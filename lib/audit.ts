@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import type { Request } from 'express';
 import createDebug from 'debug';
 import type { LogoutEvent, RevocationResult } from './types';
+import { describeAppError, settleWithin } from './util/settle';
 
 const debug = createDebug('express-polar-logout:audit');
 
@@ -92,26 +93,17 @@ export async function runAuditHook<Req extends Request>(
   limitMs: number,
   session: Readonly<object>,
 ): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
   const holder = req as { session?: unknown };
   const hadSession = Object.prototype.hasOwnProperty.call(holder, 'session');
   const original = holder.session;
   holder.session = session;
   try {
-    const outcome = await Promise.race([
-      Promise.resolve()
-        .then(() => hook(event, req))
-        .then(() => 'done' as const),
-      new Promise<'late'>((resolve) => {
-        timer = setTimeout(() => resolve('late'), limitMs);
-      }),
-    ]);
-    if (outcome === 'late') debug('onLogout did not settle within %d ms; answering without waiting for it', limitMs);
-  } catch (err) {
+    const outcome = await settleWithin(() => hook(event, req), limitMs);
+    if (outcome.kind === 'late')
+      debug('onLogout did not settle within %d ms; answering without waiting for it', limitMs);
     // The app's own error: report its name and message, which are the app's to keep clean.
-    debug('onLogout failed: %s', err instanceof Error ? `${err.name}: ${err.message}` : typeof err);
+    if (outcome.kind === 'failed') debug('onLogout failed: %s', describeAppError(outcome.error));
   } finally {
-    clearTimeout(timer);
     if (hadSession) holder.session = original;
     else delete holder.session;
   }

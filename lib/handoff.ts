@@ -7,6 +7,7 @@ import createDebug from 'debug';
 import { isRetryableFailure } from './revoker';
 import type { NormalisedTokens } from './tokens';
 import type { RevocationQueue, RevocationResult, TokenOutcome, TokenTypeHint } from './types';
+import { settleWithin } from './util/settle';
 
 const debug = createDebug('express-polar-logout');
 
@@ -28,20 +29,10 @@ export function createFailureHandoff(outbox: RevocationQueue, limitMs: number): 
     outcome: TokenOutcome,
     sessionIdHash?: string,
   ): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), limitMs);
-    });
-    try {
-      const taken = await Promise.race([outbox.enqueue(token, hint, { sessionIdHash }), late]);
-      outcome.queued = taken !== 'late';
-      if (taken === 'late') debug('the outbox did not take the %s within %d ms', hint, limitMs);
-    } catch (err) {
-      outcome.queued = false;
-      debug('could not queue the %s for later revocation: %s', hint, codeOf(err));
-    } finally {
-      clearTimeout(timer);
-    }
+    const taken = await settleWithin(() => outbox.enqueue(token, hint, { sessionIdHash }), limitMs);
+    outcome.queued = taken.kind === 'done';
+    if (taken.kind === 'late') debug('the outbox did not take the %s within %d ms', hint, limitMs);
+    if (taken.kind === 'failed') debug('could not queue the %s for later revocation: %s', hint, codeOf(taken.error));
   }
 
   return async (tokens, result, sessionIdHash) => {

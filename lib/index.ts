@@ -44,14 +44,12 @@ export type {
   VerifyOptions,
   VerifyResult,
 } from './types';
+export { guardSessionStore, TombstoneWriteError, type SessionStoreGuardOptions } from './session-guard';
 export {
-  guardSessionStore,
   createMemoryTombstones,
   createRedisTombstones,
-  TombstoneWriteError,
-  type SessionStoreGuardOptions,
   type SessionTombstones,
   type MemoryTombstonesOptions,
   type RedisTombstonesOptions,
   type RedisTombstoneClient,
-} from './session-guard';
+} from './tombstones';

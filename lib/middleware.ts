@@ -7,7 +7,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import createDebug from 'debug';
 import { buildLogoutEvent, hashSessionId, runAuditHook, sessionSnapshot } from './audit';
 import { PolarLogoutError, type PolarLogoutErrorCode } from './errors';
-import { createGuard } from './guard';
+import { createRequestGuard } from './request-guard';
 import { createFailureHandoff } from './handoff';
 import { resolveLogoutConfig } from './options';
 import { createRedirectResolver } from './redirect';
@@ -48,7 +48,7 @@ export interface PolarLogoutHandler extends RequestHandler {
 export function polarLogout<Req extends Request = Request>(options: PolarLogoutOptions<Req>): PolarLogoutHandler {
   const config = resolveLogoutConfig(options);
   const revoker = buildRevoker(config);
-  const guard = createGuard(config.methods, config.trustedOrigins);
+  const guard = createRequestGuard(config.methods, config.trustedOrigins);
   const resolveRedirect = createRedirectResolver(
     config.redirectTo,
     config.returnToParam,

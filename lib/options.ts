@@ -9,6 +9,14 @@ import { resolveRateLimit } from './polar/rate-limit-options';
 import { createRedisAdapter, type RedisAdapter } from './redis';
 import type { ClientAuthMethod, PolarClientOptions, PolarLogoutOptions, PolarRevokerOptions, TokenPair } from './types';
 import type { Request } from 'express';
+import {
+  oneOf,
+  optionalFunction,
+  optionalInteger,
+  rejectUnknownKeys,
+  requireNonEmptyString,
+  requireObject,
+} from './validate';
 
 export const POLAR_SERVERS = {
   production: 'https://api.polar.sh',
@@ -69,52 +77,6 @@ const LOGOUT_KEYS = [
   'outbox',
   'clearSiteData',
 ] as const;
-
-/** Rejects options this library does not know: a misspelt option must not silently fall back to a default. */
-export function rejectUnknownKeys(options: object, known: readonly string[], factory: string): void {
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) {
-      throw invalidOption(key, `is not an option of ${factory}(). Known options: ${known.join(', ')}.`);
-    }
-  }
-}
-
-function requireObject(options: unknown, factory: string): asserts options is Record<string, unknown> {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw invalidOption('options', `must be an object, as in ${factory}({ clientId, clientSecret }).`);
-  }
-}
-
-function requireNonEmptyString(value: unknown, option: string, hint: string): string {
-  if (typeof value !== 'string' || value.trim() === '') {
-    throw invalidOption(option, `is required and must be a non-empty string (${hint}).`);
-  }
-  return value;
-}
-
-function optionalInteger(value: unknown, option: string, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalidOption(option, `must be an integer from ${min} to ${max}.`);
-  }
-  return value;
-}
-
-function oneOf<T extends string>(value: unknown, option: string, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-    throw invalidOption(option, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}.`);
-  }
-  return value as T;
-}
-
-function optionalFunction<F extends (...args: never[]) => unknown>(
-  value: F | undefined,
-  option: string,
-): F | undefined {
-  if (value !== undefined && typeof value !== 'function') throw invalidOption(option, 'must be a function.');
-  return value;
-}
 
 /** The base URL of the revocation endpoint, https unless loopback so the secret never travels in clear. */
 function resolveBaseUrl(server: unknown, baseUrl: unknown): string {
@@ -200,7 +162,7 @@ function resolveBudgetRedis(redis: unknown, client: ClientConfig): RedisAdapter 
 }
 
 export function resolveRevokerConfig(options: PolarRevokerOptions): RevokerConfig {
-  requireObject(options, 'createPolarRevoker');
+  requireObject(options, 'createPolarRevoker({ clientId, clientSecret })');
   rejectUnknownKeys(options, REVOKER_KEYS, 'createPolarRevoker');
   return resolveRevokerFields(options);
 }
@@ -303,7 +265,7 @@ function resolveMethods(value: unknown): readonly string[] {
 }
 
 export function resolveLogoutConfig<Req extends Request>(options: PolarLogoutOptions<Req>): LogoutConfig<Req> {
-  requireObject(options, 'polarLogout');
+  requireObject(options, 'polarLogout({ clientId, clientSecret })');
   rejectUnknownKeys(options, LOGOUT_KEYS, 'polarLogout');
 
   const cookieName = options.cookieName ?? 'connect.sid';

@@ -16,25 +16,17 @@
  */
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { performance } from 'node:perf_hooks';
 import type { Request } from 'express';
 import type { SessionData, Store } from 'express-session';
 import createDebug from 'debug';
 import { hashSessionId } from './audit';
 import { invalidOption, PolarLogoutError } from './errors';
-import { rejectUnknownKeys } from './options';
-import { COMMAND_TIMEOUT_MS, createRedisAdapter, DEFAULT_PREFIX } from './redis';
+import { createMemoryTombstones, type SessionTombstones } from './tombstones';
+import { integerInRange, isObject, optionalFunction, rejectUnknownKeys } from './validate';
 import { warnOnce } from './warnings';
+import { settleWithin } from './util/settle';
 
 const debug = createDebug('express-polar-logout:session-guard');
-
-/** Where the guard remembers destroyed sessions. Keys are SHA-256 hashes of session ids, never raw ids. */
-export interface SessionTombstones {
-  /** Remembers `key` for `ttlMs`. */
-  add(key: string, ttlMs: number): void | Promise<void>;
-  /** Whether `key` was added less than its ttl ago. */
-  has(key: string): boolean | Promise<boolean>;
-}
 
 /** Options of guardSessionStore(). */
 export interface SessionStoreGuardOptions {
@@ -61,129 +53,15 @@ export interface SessionStoreGuardOptions {
   tombstoneTimeoutMs?: number;
 }
 
-/** Options of createMemoryTombstones(). */
-export interface MemoryTombstonesOptions {
-  /**
-   * Most tombstones kept; the oldest are dropped beyond it, so that a flood of logouts cannot exhaust memory
-   * (every logout, even without a stored session, records one). Default 100000 (about 15 MB).
-   */
-  maxEntries?: number;
-}
-
-/**
- * A connected Redis client: ioredis 5 or 6 (single node, Sentinel, Cluster) or node-redis 5 or 6 (createClient,
- * createCluster). It can be the one your session store uses.
- */
-export type RedisTombstoneClient =
-  | { call(command: string, ...args: Array<string | number>): Promise<unknown> }
-  | { sendCommand(...args: never[]): Promise<unknown> };
-
-/** Options of createRedisTombstones(). */
-export interface RedisTombstonesOptions {
-  /** A connected ioredis or node-redis client; it can be the one your session store uses. */
-  client: RedisTombstoneClient;
-  /**
-   * Key prefix. Default `'{polar-logout}:tombstone:'`. On a Redis Cluster it must contain a hash tag (`{...}`);
-   * each tombstone is one key, the tag keeps them beside the package's other keys.
-   */
-  prefix?: string;
-  /** Time bound of each Redis command in ms: a dead Redis never holds a request longer. Default 1000. */
-  commandTimeoutMs?: number;
-}
-
 const DEFAULT_TTL_MS = 10 * 60 * 1000;
 const MAX_TTL_MS = 7 * 24 * 60 * 60 * 1000;
-const DEFAULT_MAX_ENTRIES = 100_000;
 const DEFAULT_TOMBSTONE_TIMEOUT_MS = 300;
 const MAX_TOMBSTONE_TIMEOUT_MS = 60_000;
 const GUARD_KEYS = ['ttlMs', 'tombstones', 'onRefused', 'tombstoneTimeoutMs'] as const;
-const REDIS_KEYS = ['client', 'prefix', 'commandTimeoutMs'] as const;
-
-/** Options also come from JavaScript callers, so they are checked as values rather than trusted as types. */
-function isObject(value: unknown): value is object {
-  return typeof value === 'object' && value !== null;
-}
 
 /** The tombstone key of a session id: SHA-256, base64url. The raw id is never stored. */
 function tombstoneKey(sessionId: string): string {
   return createHash('sha256').update(sessionId).digest('base64url');
-}
-
-/** Tombstones in this process's memory: a Map in insertion order, swept from its oldest end. */
-export function createMemoryTombstones(options: MemoryTombstonesOptions = {}): SessionTombstones {
-  rejectUnknownKeys(options, ['maxEntries'], 'createMemoryTombstones');
-  const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
-  if (!Number.isInteger(maxEntries) || maxEntries < 1) {
-    throw invalidOption('maxEntries', 'must be a positive integer.');
-  }
-  const expiries = new Map<string, number>();
-  let warned = false;
-
-  function sweep(now: number): void {
-    for (const [key, expiresAt] of expiries) {
-      if (expiresAt > now) break;
-      expiries.delete(key);
-    }
-  }
-
-  return {
-    add(key, ttlMs) {
-      const now = performance.now();
-      expiries.delete(key); // re-adding moves it to the young end
-      expiries.set(key, now + ttlMs);
-      sweep(now);
-      while (expiries.size > maxEntries) {
-        expiries.delete(expiries.keys().next().value as string);
-        if (!warned) {
-          warned = true;
-          debug('more than %d tombstones: dropping the oldest (raise maxEntries or lower ttlMs)', maxEntries);
-        }
-      }
-    },
-    has(key) {
-      const expiresAt = expiries.get(key);
-      if (expiresAt === undefined) return false;
-      if (expiresAt > performance.now()) return true;
-      expiries.delete(key);
-      return false;
-    },
-  };
-}
-
-/** Tombstones in Redis (`SET key 1 PX ttl`, `EXISTS key`), shared by every process that uses the same Redis. */
-export function createRedisTombstones(options: RedisTombstonesOptions): SessionTombstones {
-  if (!isObject(options)) {
-    throw invalidOption('options', 'must be an object, as in createRedisTombstones({ client }).');
-  }
-  rejectUnknownKeys(options, REDIS_KEYS, 'createRedisTombstones');
-  if (typeof options.client === 'string') {
-    throw invalidOption(
-      'client',
-      'must be a connected ioredis or node-redis client, not a URL (pass the client your session store uses).',
-    );
-  }
-  // The adapter checks the client (ioredis or node-redis, single node or cluster) and the prefix (a hash tag on
-  // a cluster), and bounds every command in time.
-  const redis = createRedisAdapter(options.client, {
-    option: 'client',
-    prefix: options.prefix ?? `${DEFAULT_PREFIX}:tombstone:`,
-    prefixOption: 'prefix',
-    feature: 'createRedisTombstones()',
-  });
-  const timeoutMs = options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS;
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 60_000) {
-    throw invalidOption('commandTimeoutMs', 'must be an integer from 1 to 60000 (ms).');
-  }
-  const prefix = redis.prefix;
-
-  return {
-    async add(key, ttlMs) {
-      await redis.setPx(prefix + key, '1', ttlMs, { timeoutMs });
-    },
-    async has(key) {
-      return redis.exists(prefix + key, { timeoutMs });
-    },
-  };
 }
 
 /**
@@ -240,18 +118,13 @@ function settle<T>(step: () => T | PromiseLike<T>, limitMs: number, callback: (e
     return callback(err ?? new Error('tombstone step failed'));
   }
   if (!isPromiseLike<T>(value)) return callback(null, value);
-  let settled = false;
-  const finish = (err: unknown, result?: T): void => {
-    if (settled) return;
-    settled = true;
-    clearTimeout(timer);
-    process.nextTick(callback, err, result);
-  };
-  const timer = setTimeout(() => finish(timedOut()), limitMs);
-  value.then(
-    (result) => finish(null, result),
-    (err: unknown) => finish(err ?? new Error('tombstone step failed')),
-  );
+  const running = value;
+  // nextTick: the callback runs outside the promise chain, so a throw in it is not turned into a rejection.
+  void settleWithin(() => running, limitMs).then((outcome) => {
+    if (outcome.kind === 'done') process.nextTick(callback, null, outcome.value);
+    else if (outcome.kind === 'late') process.nextTick(callback, timedOut());
+    else process.nextTick(callback, outcome.error ?? new Error('tombstone step failed'));
+  });
 }
 
 /** What the guard needs from a store: express-session's Store. */
@@ -435,23 +308,21 @@ export function guardSessionStore(store: Store, options: SessionStoreGuardOption
     throw invalidOption('options', 'must be an object, as in guardSessionStore(store, { ttlMs }).');
   }
   rejectUnknownKeys(options, GUARD_KEYS, 'guardSessionStore');
-  const ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
-  if (typeof ttlMs !== 'number' || !Number.isInteger(ttlMs) || ttlMs < 1 || ttlMs > MAX_TTL_MS) {
-    throw invalidOption('ttlMs', `must be an integer from 1 to ${MAX_TTL_MS} (ms).`);
-  }
+  const ttlMs = integerInRange(options.ttlMs ?? DEFAULT_TTL_MS, 'ttlMs', 1, MAX_TTL_MS, 'ms');
   const tombstones = options.tombstones ?? createMemoryTombstones();
   if (!isObject(tombstones) || typeof tombstones.add !== 'function' || typeof tombstones.has !== 'function') {
     throw invalidOption('tombstones', 'must have add(key, ttlMs) and has(key), like createRedisTombstones() returns.');
   }
-  if (options.onRefused !== undefined && typeof options.onRefused !== 'function') {
-    throw invalidOption('onRefused', 'must be a function.');
-  }
-  const timeoutMs = options.tombstoneTimeoutMs ?? DEFAULT_TOMBSTONE_TIMEOUT_MS;
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TOMBSTONE_TIMEOUT_MS) {
-    throw invalidOption('tombstoneTimeoutMs', `must be an integer from 1 to ${MAX_TOMBSTONE_TIMEOUT_MS} (ms).`);
-  }
+  const onRefused = optionalFunction(options.onRefused, 'onRefused');
+  const timeoutMs = integerInRange(
+    options.tombstoneTimeoutMs ?? DEFAULT_TOMBSTONE_TIMEOUT_MS,
+    'tombstoneTimeoutMs',
+    1,
+    MAX_TOMBSTONE_TIMEOUT_MS,
+    'ms',
+  );
   // A look-alike on purpose: express-session only calls a store's methods and never checks `instanceof Store`;
   // extending its Store class would make express-session (a peer dependency) a runtime import of this module.
   // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- see the comment above
-  return new GuardedStore(store, ttlMs, tombstones, options.onRefused, timeoutMs);
+  return new GuardedStore(store, ttlMs, tombstones, onRefused, timeoutMs);
 }

@@ -24,6 +24,7 @@ import {
   type StoredJob,
 } from './job';
 import type { OutboxCounts, OutboxHealth } from './types';
+import { settleWithin } from '../util/settle';
 
 const JOB_NAME = 'revoke';
 /** Effectively unlimited: maxAgeMs, not a count, ends a job. */
@@ -315,13 +316,9 @@ function buildBullmqQueue(ctx: JobContext, redis: RedisAdapter): BullmqQueue {
   return { add, runWorker, counts, health, close };
 }
 
-/** The promise's value, or undefined once `ms` have passed. */
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+/** The promise's value, or undefined once `ms` have passed; its rejection, if it rejects in time. */
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  const outcome = await settleWithin(() => promise, ms);
+  if (outcome.kind === 'failed') throw outcome.error;
+  return outcome.kind === 'done' ? outcome.value : undefined;
 }

@@ -14,6 +14,7 @@ import { unseal, type OutboxKeyring } from './crypto';
 import type { OutboxConfig } from './options';
 import type { OutboxErrorCode, OutboxSettledEvent } from './types';
 import { publishSettled } from '../telemetry/outbox';
+import { describeAppError, settleWithin } from '../util/settle';
 
 const debug = createDebug('express-polar-logout:outbox');
 
@@ -186,22 +187,9 @@ export async function reportSettled(
       : '',
   );
   if (!hook) return;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const outcome = await Promise.race([
-      Promise.resolve()
-        .then(() => hook(event))
-        .then(() => 'done' as const),
-      new Promise<'late'>((resolve) => {
-        timer = setTimeout(() => resolve('late'), limitMs);
-      }),
-    ]);
-    if (outcome === 'late') debug('onSettled did not settle within %d ms; moving on', limitMs);
-  } catch (err) {
-    debug('onSettled failed: %s', err instanceof Error ? `${err.name}: ${err.message}` : typeof err);
-  } finally {
-    clearTimeout(timer);
-  }
+  const outcome = await settleWithin(() => hook(event), limitMs);
+  if (outcome.kind === 'late') debug('onSettled did not settle within %d ms; moving on', limitMs);
+  if (outcome.kind === 'failed') debug('onSettled failed: %s', describeAppError(outcome.error));
 }
 
 export { debug as outboxDebug };

@@ -3,9 +3,10 @@
  * then the outbox's own. Messages name the option; none echoes a secret, a key or a Redis URL.
  */
 import { invalidOption } from '../errors';
-import { CLIENT_OPTION_KEYS, rejectUnknownKeys, resolveClientConfig, type RevokerConfig } from '../options';
+import { CLIENT_OPTION_KEYS, resolveClientConfig, type RevokerConfig } from '../options';
 import { createRedisAdapter, type RedisAdapter } from '../redis';
 import type { RevocationOutboxOptions } from './types';
+import { isPlainObject, optionalFunction, optionalInteger, rejectUnknownKeys, requireObject } from '../validate';
 
 const FACTORY = 'createRevocationOutbox';
 const OUTBOX_KEYS = [
@@ -40,18 +41,6 @@ export interface OutboxConfig {
   clientId: string;
 }
 
-function integer(value: unknown, option: string, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalidOption(option, `must be an integer from ${min} to ${max}.`);
-  }
-  return value;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /** The Redis adapter, built and checked here: a wrong client, a missing peer or a bad prefix fails now. */
 function resolveRedis(value: unknown, prefix: unknown): RedisAdapter | undefined {
   if (value === undefined) {
@@ -76,8 +65,14 @@ function resolveBackoff(value: unknown): OutboxConfig['backoff'] {
       throw invalidOption(`backoff.${key}`, 'is not a backoff option. Known: initialDelayMs, maxDelayMs.');
     }
   }
-  const initialDelayMs = integer(value.initialDelayMs, 'backoff.initialDelayMs', 1000, 1, 3_600_000);
-  const maxDelayMs = integer(value.maxDelayMs, 'backoff.maxDelayMs', Math.max(300_000, initialDelayMs), 1, 86_400_000);
+  const initialDelayMs = optionalInteger(value.initialDelayMs, 'backoff.initialDelayMs', 1000, 1, 3_600_000);
+  const maxDelayMs = optionalInteger(
+    value.maxDelayMs,
+    'backoff.maxDelayMs',
+    Math.max(300_000, initialDelayMs),
+    1,
+    86_400_000,
+  );
   if (maxDelayMs < initialDelayMs) {
     throw invalidOption('backoff.maxDelayMs', 'must be at least backoff.initialDelayMs.');
   }
@@ -118,9 +113,7 @@ function resolveKeyMaterials(value: unknown, clientSecret: string): Buffer[] {
 }
 
 export function resolveOutboxConfig(options: RevocationOutboxOptions): OutboxConfig {
-  if (!isPlainObject(options)) {
-    throw invalidOption('options', `must be an object, as in ${FACTORY}({ clientId, clientSecret, redis }).`);
-  }
+  requireObject(options, `${FACTORY}({ clientId, clientSecret, redis })`);
   if ((options as { retries?: unknown }).retries !== undefined) {
     throw invalidOption(
       'retries',
@@ -129,7 +122,7 @@ export function resolveOutboxConfig(options: RevocationOutboxOptions): OutboxCon
   }
   rejectUnknownKeys(options, OUTBOX_KEYS, FACTORY);
   const client = resolveClientConfig(options);
-  const timeoutMs = integer(options.timeoutMs, 'timeoutMs', 5000, 1, 120_000);
+  const timeoutMs = optionalInteger(options.timeoutMs, 'timeoutMs', 5000, 1, 120_000);
   const redis = resolveRedis(options.redis, options.prefix);
 
   const worker = options.worker ?? true;
@@ -140,9 +133,7 @@ export function resolveOutboxConfig(options: RevocationOutboxOptions): OutboxCon
       'can only be false together with `redis`: an in-memory outbox is drained by its own process.',
     );
   }
-  const onSettled = options.onSettled;
-  if (onSettled !== undefined && typeof onSettled !== 'function')
-    throw invalidOption('onSettled', 'must be a function.');
+  const onSettled = optionalFunction(options.onSettled, 'onSettled');
 
   return {
     // The outbox's Redis also shares the rate budget with every process on it (logouts included, when they are
@@ -156,9 +147,9 @@ export function resolveOutboxConfig(options: RevocationOutboxOptions): OutboxCon
     },
     redis,
     worker,
-    concurrency: integer(options.concurrency, 'concurrency', 10, 1, 1000),
+    concurrency: optionalInteger(options.concurrency, 'concurrency', 10, 1, 1000),
     backoff: resolveBackoff(options.backoff),
-    maxAgeMs: integer(options.maxAgeMs, 'maxAgeMs', DEFAULT_MAX_AGE_MS, 100, MAX_MAX_AGE_MS),
+    maxAgeMs: optionalInteger(options.maxAgeMs, 'maxAgeMs', DEFAULT_MAX_AGE_MS, 100, MAX_MAX_AGE_MS),
     timeoutMs,
     onSettled,
     keyMaterials: resolveKeyMaterials(options.encryptionKey, client.clientSecret),

@@ -12,6 +12,7 @@
 import createDebug from 'debug';
 import { TOKEN_BUCKET_SCRIPT, PAUSE_SCRIPT } from './rate-budget-scripts';
 import { warnOnce } from '../warnings';
+import { settleWithin } from '../util/settle';
 
 const debug = createDebug('express-polar-logout:rate-budget');
 
@@ -136,20 +137,9 @@ export function createRedisBucket(evaluate: RedisEval, key: string, shape: Bucke
 }
 
 /** Resolves `promise`, or `undefined` after `ms`; the promise's rejection is swallowed either way. */
-function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(undefined), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      () => {
-        clearTimeout(timer);
-        resolve(undefined);
-      },
-    );
-  });
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  const outcome = await settleWithin(() => promise, ms);
+  return outcome.kind === 'done' ? outcome.value : undefined;
 }
 
 /**

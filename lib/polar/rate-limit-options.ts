@@ -5,6 +5,7 @@
  */
 import { invalidOption } from '../errors';
 import { bucketShape, POLAR_DEFAULT_RATE_LIMITS, type BucketShape } from './rate-budget';
+import { integerInRange, isPlainObject } from '../validate';
 
 /** `rateLimit: { requests, perMs }`: at most `requests` calls to Polar in any window of `perMs`. */
 export interface RateLimitOptions {
@@ -21,13 +22,6 @@ export interface RateLimitOptions {
 
 const RATE_LIMIT_KEYS = ['requests', 'perMs', 'reserve'];
 
-function integer(value: unknown, option: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalidOption(option, `must be an integer from ${min} to ${max}.`);
-  }
-  return value;
-}
-
 export function resolveRateLimit(value: unknown, server: unknown, baseUrl: unknown): BucketShape | undefined {
   if (value === false) return undefined;
   if (value === undefined) {
@@ -35,7 +29,7 @@ export function resolveRateLimit(value: unknown, server: unknown, baseUrl: unkno
     const limits = POLAR_DEFAULT_RATE_LIMITS[server === 'sandbox' ? 'sandbox' : 'production'];
     return bucketShape(limits.requests, limits.perMs);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+  if (!isPlainObject(value)) {
     throw invalidOption('rateLimit', 'must be { requests, perMs } (e.g. { requests: 400, perMs: 60000 }) or false.');
   }
   for (const key of Object.keys(value)) {
@@ -43,11 +37,11 @@ export function resolveRateLimit(value: unknown, server: unknown, baseUrl: unkno
       throw invalidOption(`rateLimit.${key}`, `is not a rateLimit field. Known fields: ${RATE_LIMIT_KEYS.join(', ')}.`);
     }
   }
-  const { requests, perMs, reserve } = value as Record<string, unknown>;
+  const { requests, perMs, reserve } = value;
   const shape = bucketShape(
-    integer(requests, 'rateLimit.requests', 1, 1_000_000),
-    integer(perMs, 'rateLimit.perMs', 100, 86_400_000),
+    integerInRange(requests, 'rateLimit.requests', 1, 1_000_000),
+    integerInRange(perMs, 'rateLimit.perMs', 100, 86_400_000),
   );
   if (reserve === undefined) return shape;
-  return { ...shape, reserve: integer(reserve, 'rateLimit.reserve', 0, shape.capacity - 1) };
+  return { ...shape, reserve: integerInRange(reserve, 'rateLimit.reserve', 0, shape.capacity - 1) };
 }

@@ -4,15 +4,15 @@
  */
 import type { Request, Response } from 'express';
 
-export type GuardVerdict = 'allow' | 'method-not-allowed' | 'cross-site';
+export type RequestVerdict = 'allow' | 'method-not-allowed' | 'cross-site';
 
-export interface Guard {
-  check(req: Request): GuardVerdict;
+export interface RequestGuard {
+  check(req: Request): RequestVerdict;
   /** Answers a refused request; nothing else has been touched. */
-  refuse(verdict: Exclude<GuardVerdict, 'allow'>, req: Request, res: Response): void;
+  refuse(verdict: Exclude<RequestVerdict, 'allow'>, req: Request, res: Response): void;
 }
 
-export function createGuard(methods: readonly string[], trustedOrigins: ReadonlySet<string>): Guard {
+export function createRequestGuard(methods: readonly string[], trustedOrigins: ReadonlySet<string>): RequestGuard {
   const allowed = new Set(methods);
   const allowHeader = methods.join(', ');
 
