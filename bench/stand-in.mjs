@@ -7,7 +7,14 @@ let polar = await startFakePolar();
 const { clientId, clientSecret } = polar;
 const port = Number(new URL(polar.url).port);
 let latencyMs = 0;
+let rateLimit;
 let batch = [];
+
+/** A fresh stand-in on the same port with the current latency and rate limit (clients start from a cold pool). */
+async function restart() {
+  await polar.close();
+  polar = await startFakePolar({ port, clientId, clientSecret, latencyMs, ...(rateLimit && { rateLimit }) });
+}
 
 serve({
   cpu: () => process.cpuUsage(),
@@ -40,15 +47,23 @@ serve({
   reset() {
     polar.resetCalls();
   },
-  /** What the stand-in saw since the last reset, and how many tokens of the current batch are still active. */
+  /**
+   * What the stand-in saw since the last reset, and how many tokens of the current batch are still active.
+   * firstAt / lastAt: when the first and the last call arrived (the stand-in's clock, ms), for rates measured
+   * where Polar would measure them.
+   */
   stats() {
     let revoked200 = 0;
     let hung = 0;
     let other = 0;
+    let firstAt = Infinity;
+    let lastAt = -Infinity;
     for (const call of polar.calls) {
       if (call.result === 200 && call.authenticated && call.clientAuth === 'client_secret_post') revoked200 += 1;
       else if (call.result === 'hang') hung += 1;
       else other += 1;
+      firstAt = Math.min(firstAt, call.receivedAt);
+      lastAt = Math.max(lastAt, call.receivedAt);
     }
     let active = 0;
     for (const token of batch) if (polar.isActive(token)) active += 1;
@@ -60,12 +75,22 @@ serve({
       connections: polar.connections,
       maxConcurrent: polar.maxConcurrent,
       active,
+      rejected429: polar.rejected429,
+      firstAt: polar.calls.length ? firstAt : null,
+      lastAt: polar.calls.length ? lastAt : null,
     };
   },
   /** Closes every connection (hung ones included) and listens again on the same port: clients start from a cold pool. */
   async drop() {
-    await polar.close();
-    polar = await startFakePolar({ port, clientId, clientSecret, latencyMs });
+    await restart();
+  },
+  /**
+   * Restarts the stand-in with Polar's limit modelled (`{ requests, perMs, retryAfter }`: 429 beyond it per
+   * client IP), or without one (`null`). Tokens issued before are forgotten: issue after this.
+   */
+  async limit({ rateLimit: next }) {
+    rateLimit = next ?? undefined;
+    await restart();
   },
 });
 
