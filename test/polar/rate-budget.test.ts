@@ -19,17 +19,7 @@ import {
   type NodeRedisClient,
   type RedisServer,
 } from '../support/redis-server';
-
-/** The largest number of grants inside any window of `perMs` (grants: times in ms, sorted). */
-function busiestWindow(grants: number[], perMs: number): number {
-  let most = 0;
-  let start = 0;
-  for (let end = 0; end < grants.length; end += 1) {
-    while (grants[end]! - grants[start]! >= perMs) start += 1;
-    most = Math.max(most, end - start + 1);
-  }
-  return most;
-}
+import { busiestWindow } from '../support/windows';
 
 describe('bucketShape', () => {
   it.each([

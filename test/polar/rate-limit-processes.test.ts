@@ -12,16 +12,7 @@ import { startFakePolar, type FakePolar } from '../../lib/testing';
 import { bundleLibrary, startChild, type Bundle, type Child } from '../outbox/support/children';
 import { waitFor } from '../outbox/support/app';
 import { describeWithRedis, startRedisServer, type RedisServer } from '../support/redis-server';
-
-function busiestWindow(times: number[], perMs: number): number {
-  let most = 0;
-  let start = 0;
-  for (let end = 0; end < times.length; end += 1) {
-    while (times[end]! - times[start]! >= perMs) start += 1;
-    most = Math.max(most, end - start + 1);
-  }
-  return most;
-}
+import { busiestWindow } from '../support/windows';
 
 describeWithRedis('a rate budget shared through Redis', () => {
   let redis: RedisServer;

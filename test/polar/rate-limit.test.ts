@@ -7,17 +7,7 @@
 import { createPolarRevoker, createRevocationOutbox, type OutboxSettledEvent, type RevocationOutbox } from '../../lib';
 import { startFakePolar, type FakePolar } from '../../lib/testing';
 import { createOutboxApp, sleep, waitFor } from '../outbox/support/app';
-
-/** The largest number of calls inside any window of `perMs` (times in ms, sorted). */
-function busiestWindow(times: number[], perMs: number): number {
-  let most = 0;
-  let start = 0;
-  for (let end = 0; end < times.length; end += 1) {
-    while (times[end]! - times[start]! >= perMs) start += 1;
-    most = Math.max(most, end - start + 1);
-  }
-  return most;
-}
+import { busiestWindow } from '../support/windows';
 
 describe('the outbox drain within Polar’s limit', () => {
   let fake: FakePolar;
