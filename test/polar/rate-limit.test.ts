@@ -106,6 +106,54 @@ describe('live logouts first', () => {
   }, 30_000);
 });
 
+describe('live logouts during a drain', () => {
+  let fake: FakePolar;
+  afterEach(async () => {
+    await fake.close();
+  });
+
+  it('go to Polar at once from the reserve the drain leaves, revoked not queued, while the drain goes on', async () => {
+    const N = 300;
+    const PER_MS = 3000;
+    const rateLimit = { requests: N, perMs: PER_MS, reserve: 10 }; // burst 15, of which the drain leaves 10
+    fake = await startFakePolar({ rateLimit: { requests: N, perMs: PER_MS } });
+    let drained = 0;
+    const outbox = createRevocationOutbox({
+      clientId: fake.clientId,
+      clientSecret: fake.clientSecret,
+      baseUrl: fake.url,
+      rateLimit,
+      concurrency: 10,
+      timeoutMs: 2000,
+      onSettled: () => void (drained += 1),
+    });
+    const app = createOutboxApp(fake, outbox, { logout: { rateLimit, timeoutMs: 1000 } });
+    try {
+      for (let i = 0; i < 200; i += 1) await outbox.enqueue(fake.issueTokens().refreshToken, 'refresh_token');
+      await waitFor(() => drained >= 20, 10_000, 'the drain under way');
+      const answers: number[] = [];
+      for (let i = 0; i < 6; i += 1) {
+        const user = await app.login();
+        const started = performance.now();
+        await app.logout(user.cookie).expect(303);
+        answers.push(performance.now() - started);
+        expect(fake.isActive(user.tokens.refreshToken)).toBe(false); // revoked by the logout itself
+        await sleep(150);
+      }
+      expect(drained).toBeLessThan(200); // the drain was still going on
+      const outcomes = app.events.flatMap((e) => [e.revocation.accessToken, e.revocation.refreshToken]);
+      expect(outcomes.map((o) => o.status)).toEqual(Array(12).fill('revoked'));
+      expect(outcomes.some((o) => o.queued)).toBe(false);
+      expect(Math.max(...answers)).toBeLessThan(1000);
+      await waitFor(() => drained === 200, 20_000, 'the drain finished');
+      expect(fake.rejected429).toBe(0);
+    } finally {
+      app.close();
+      await outbox.close();
+    }
+  }, 40_000);
+});
+
 describe('a 429 pauses everybody', () => {
   let fake: FakePolar;
   afterEach(async () => {
