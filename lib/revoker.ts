@@ -56,8 +56,8 @@ export interface RevokeCallOptions {
   retries?: number;
   /**
    * Whose call this is, for the rate budget. `'live'` (default): never waits for the budget; a call it cannot
-   * cover is not sent and fails `THROTTLED`. `'drain'` (the outbox): waits for the budget within the first half of
-   * `timeoutMs`, and leaves the budget's reserve to live calls.
+   * cover is not sent and fails `THROTTLED`. `'drain'` (the outbox): waits for its turn, up to twice `timeoutMs`,
+   * before its time budget starts, and leaves the budget's reserve to live calls.
    */
   priority?: CallPriority;
 }
@@ -105,7 +105,6 @@ interface Budget {
   /** The budget's own timeout, to tell TIMEOUT from the caller's ABORTED. */
   readonly timeout: AbortSignal;
   readonly expiresAt: number;
-  readonly timeoutMs: number;
   readonly priority: CallPriority;
 }
 
@@ -115,7 +114,6 @@ function startBudget({ timeoutMs, signal: external, priority }: CallSettings): B
     signal: external ? AbortSignal.any([timeout, external]) : timeout,
     timeout,
     expiresAt: performance.now() + timeoutMs,
-    timeoutMs,
     priority,
   };
 }
@@ -306,7 +304,8 @@ function rateBudgetFor(config: RevokerConfig, shape: BucketShape): RateBudget {
   const redis = config.rateRedis;
   if (!redis) return createRateBudget(shape, host);
   const evaluate: RedisEval = (script, keys, args) =>
-    redis.eval(script, keys, args, { timeoutMs: RATE_STORE_BOUND_MS });
+    // Bounded by the longest wait a caller accepts (the drain's); take() bounds each live call more tightly.
+    redis.eval(script, keys, args, { timeoutMs: DRAIN_STORE_BOUND_MS });
   return createRateBudget(shape, host, createRedisBucket(evaluate, redis.key(`budget:${host}`), shape));
 }
 
@@ -433,19 +432,12 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
   }
 
   /**
-   * Draws one call from the rate budget: null when granted, else the THROTTLED failure. A live call never waits
-   * (the user is answered, the token queued); the drain waits for its turn within the first half of its budget.
+   * Draws one call from the rate budget without waiting: null when granted, else the THROTTLED failure. A live call
+   * is answered at once and its token queued; the drain waited for its first call in drainTurn().
    */
   async function takeTurn(rateBudget: RateBudget, budget: Budget): Promise<AttemptFailure | null> {
-    for (;;) {
-      const grant = await rateBudget.take(1, budget.priority, Math.min(RATE_STORE_BOUND_MS, remainingMs(budget)));
-      if (grant.granted > 0) return null;
-      const throttled: AttemptFailure = { code: 'THROTTLED', retryable: true, retryAfterMs: grant.retryInMs };
-      const wait = grant.retryInMs + Math.round(Math.random() * grant.retryInMs); // jitter: drains do not herd
-      if (budget.priority === 'live' || wait > remainingMs(budget) - budget.timeoutMs / 2) return throttled;
-      await sleep(wait, undefined, { signal: budget.signal }).catch(() => undefined);
-      if (isAborted(budget)) return throttled;
-    }
+    const grant = await rateBudget.take(1, budget.priority, Math.min(RATE_STORE_BOUND_MS, remainingMs(budget)));
+    return grant.granted > 0 ? null : { code: 'THROTTLED', retryable: true, retryAfterMs: grant.retryInMs };
   }
 
   async function revokeWithin(
@@ -514,8 +506,20 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     const call = resolveCallOptions(options, config);
     const usable = normaliseToken(token);
     if (usable === undefined) return absent();
-    // The drain takes its turn before its call's time budget starts: waiting for the rate budget is its normal
-    // state under load, and must not eat the time the call itself needs.
+    return revokeCall(usable, hint, call);
+  }
+
+  /**
+   * One token's call. The drain first takes its turn, before its time budget starts: waiting for the rate budget is
+   * its normal state under load, and must not eat the time the call itself needs. `shared`: a live revoke()'s one
+   * budget for both tokens.
+   */
+  async function revokeCall(
+    token: string,
+    hint: TokenTypeHint,
+    call: CallSettings,
+    shared?: Budget,
+  ): Promise<DetailedTokenOutcome> {
     let turn = false;
     if (rate && call.priority === 'drain') {
       const throttled = await drainTurn(rate, call);
@@ -525,7 +529,7 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
       }
       turn = true;
     }
-    return revokeWithin(usable, hint, startBudget(call), call.retries, turn);
+    return revokeWithin(token, hint, shared ?? startBudget(call), call.retries, turn);
   }
 
   async function revoke(tokens: TokenPair, options: RevokeCallOptions = {}): Promise<RevocationResult> {
@@ -534,15 +538,14 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     if (accessToken === undefined && refreshToken === undefined) {
       return { accessToken: absent(), refreshToken: absent() };
     }
-    const budget = startBudget(call);
+    // One budget for both calls of a live logout; a drain's calls each start theirs after their turn.
+    const budget = call.priority === 'live' ? startBudget(call) : undefined;
     // Both calls go out at once: the access token dies even when the refresh call fails.
     const [access, refresh] = await Promise.all([
-      accessToken === undefined
-        ? absent()
-        : revokeWithin(accessToken, 'access_token', budget, call.retries).then(publicOutcome),
+      accessToken === undefined ? absent() : revokeCall(accessToken, 'access_token', call, budget).then(publicOutcome),
       refreshToken === undefined
         ? absent()
-        : revokeWithin(refreshToken, 'refresh_token', budget, call.retries).then(publicOutcome),
+        : revokeCall(refreshToken, 'refresh_token', call, budget).then(publicOutcome),
     ]);
     return { accessToken: access, refreshToken: refresh };
   }

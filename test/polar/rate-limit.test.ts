@@ -208,6 +208,32 @@ describe('a 429 pauses everybody', () => {
   }, 30_000);
 });
 
+describe('revoke() for the drain', () => {
+  it('each token waits for its turn before its own time budget, and both are revoked', async () => {
+    const fake = await startFakePolar();
+    // Burst 2 with a reserve of 1: the drain gets one call at once, the other after ~54 ms of refill.
+    const revoker = createPolarRevoker({
+      clientId: fake.clientId,
+      clientSecret: fake.clientSecret,
+      baseUrl: fake.url,
+      rateLimit: { requests: 40, perMs: 2000 },
+      timeoutMs: 300,
+    });
+    try {
+      const result = await revoker.revoke(fake.issueTokens(), { priority: 'drain' });
+      expect(result.accessToken).toMatchObject({ status: 'revoked', attempts: 1 });
+      expect(result.refreshToken).toMatchObject({ status: 'revoked', attempts: 1 });
+      expect(fake.calls).toHaveLength(2);
+      // A live revoke() right after finds the reserve the drain left.
+      const live = await revoker.revokeToken(fake.issueTokens().refreshToken, 'refresh_token');
+      expect(live.status).toBe('revoked');
+    } finally {
+      revoker.close();
+      await fake.close();
+    }
+  });
+});
+
 describe('the standalone client', () => {
   it('shares the process’s budget with the other parts calling the same Polar host', async () => {
     const fake = await startFakePolar();
