@@ -12,7 +12,7 @@ import { connectNodeRedis, describeWithRedis, startRedisServer, type RedisServer
 
 declare module 'express-session' {
   interface SessionData {
-    user?: { id: string };
+    account?: { id: string };
   }
 }
 
@@ -35,7 +35,7 @@ function buildApp(redis?: string): App {
   const sessions = createSessionRegistry({
     store: inner,
     ...(redis && { redis }),
-    userIdOf: (data) => (data.user as { id?: string } | undefined)?.id,
+    userIdOf: (data) => (data.account as { id?: string } | undefined)?.id,
   });
   const app = express();
   app.use(express.urlencoded({ extended: false }));
@@ -44,12 +44,12 @@ function buildApp(redis?: string): App {
   app.post('/login', async (req, res) => {
     if (req.query.hold) await new Promise<void>((resolve) => holds.push(resolve));
     const pair = fake.issueTokens();
-    req.session.user = { id: String(req.query.user ?? 'alice') };
+    req.session.account = { id: typeof req.query.user === 'string' ? req.query.user : 'alice' };
     Object.assign(req.session, { accessToken: pair.accessToken, refreshToken: pair.refreshToken });
     res.json({ ...pair, id: sessions.idOf(req) });
   });
-  app.get('/me', (req, res) => void res.json({ user: req.session.user?.id ?? null }));
-  app.get('/sessions', async (req, res) => void res.json(await sessions.list(req.session.user?.id ?? '-')));
+  app.get('/me', (req, res) => void res.json({ user: req.session.account?.id ?? null }));
+  app.get('/sessions', async (req, res) => void res.json(await sessions.list(req.session.account?.id ?? '-')));
   const common = { clientId: fake.clientId, clientSecret: fake.clientSecret, baseUrl: fake.url, sessions };
   app.post('/logout', polarLogout(common));
   app.post('/logout/others', polarLogout({ ...common, scope: 'others' }));
@@ -82,12 +82,12 @@ function suite(redisUrl: () => string | undefined): void {
     const browsers = await Promise.all([login(), login(), login()]);
     const bob = await login('bob');
     expect(await storedCount(a.inner)).toBe(4);
-    const listed = (await browsers[0]!.agent.get('/sessions').expect(200)).body as Array<Record<string, unknown>>;
+    const listed = (await browsers[0].agent.get('/sessions').expect(200)).body as Array<Record<string, unknown>>;
     expect(listed.map((s) => s.id).sort()).toEqual(browsers.map((b) => b.id).sort());
     expect(JSON.stringify(listed)).not.toMatch(/accessToken|refreshToken/);
     expect(listed[0]!.userAgent).toBe('browser-alice');
 
-    const res = await browsers[1]!.agent.post('/logout/everywhere').set('Accept', 'application/json').expect(200);
+    const res = await browsers[1].agent.post('/logout/everywhere').set('Accept', 'application/json').expect(200);
     expect(res.body).toMatchObject({ loggedOut: true, sessions: { sessions: 3, revoked: 6, queued: 0, failed: 0 } });
     for (const b of browsers) {
       expect(fake.isActive(b.accessToken)).toBe(false);
@@ -102,15 +102,15 @@ function suite(redisUrl: () => string | undefined): void {
 
   it("'others' keeps exactly the current session", async () => {
     const browsers = await Promise.all([login(), login(), login()]);
-    const res = await browsers[0]!.agent.post('/logout/others').set('Accept', 'application/json').expect(200);
+    const res = await browsers[0].agent.post('/logout/others').set('Accept', 'application/json').expect(200);
     expect(res.body).toMatchObject({ loggedOut: false, sessions: { sessions: 2, revoked: 4 } });
-    expect((await browsers[0]!.agent.get('/me').expect(200)).body).toEqual({ user: 'alice' });
-    expect(fake.isActive(browsers[0]!.accessToken)).toBe(true);
+    expect((await browsers[0].agent.get('/me').expect(200)).body).toEqual({ user: 'alice' });
+    expect(fake.isActive(browsers[0].accessToken)).toBe(true);
     for (const b of browsers.slice(1)) {
       expect((await b.agent.get('/me').expect(200)).body).toEqual({ user: null });
       expect(fake.isActive(b.refreshToken)).toBe(false);
     }
-    expect((await a.sessions.list('alice')).map((s) => s.id)).toEqual([browsers[0]!.id]);
+    expect((await a.sessions.list('alice')).map((s) => s.id)).toEqual([browsers[0].id]);
   });
 
   it('a login whose request began before a logout everywhere does not survive; one after it does', async () => {
@@ -139,17 +139,17 @@ function suite(redisUrl: () => string | undefined): void {
     const revoker = createPolarRevoker({ clientId: fake.clientId, clientSecret: fake.clientSecret, baseUrl: fake.url });
     try {
       const [one, two, three] = await Promise.all([login(), login(), login()]);
-      expect(await a.sessions.logoutSession('alice', two!.id, { revoker })).toEqual({
+      expect(await a.sessions.logoutSession('alice', two.id, { revoker })).toEqual({
         sessions: 1,
         revoked: 2,
         queued: 0,
         failed: 0,
       });
-      expect((await two!.agent.get('/me')).body).toEqual({ user: null });
-      expect(await a.sessions.logoutUser('alice', { revoker, except: three!.id })).toMatchObject({ sessions: 1 });
-      expect((await one!.agent.get('/me')).body).toEqual({ user: null });
-      expect((await three!.agent.get('/me')).body).toEqual({ user: 'alice' });
-      await expect(a.sessions.logoutUser('alice', {} as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      expect((await two.agent.get('/me')).body).toEqual({ user: null });
+      expect(await a.sessions.logoutUser('alice', { revoker, except: three.id })).toMatchObject({ sessions: 1 });
+      expect((await one.agent.get('/me')).body).toEqual({ user: null });
+      expect((await three.agent.get('/me')).body).toEqual({ user: 'alice' });
+      await expect(a.sessions.logoutUser('alice', {})).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     } finally {
       revoker.close();
     }
