@@ -143,6 +143,13 @@ async function createExampleApp(config, options = {}) {
     /** @param {import('express-polar-logout').TokenOutcome} outcome */
     const queued = (outcome) =>
       outcome.queued === undefined ? '' : outcome.queued ? ' (queued)' : ' (NOT queued: outbox unavailable)';
+    if (event.scope === 'others') {
+      // This session stays: no token of its own was touched, only the others ended.
+      const result = event.error ? `FAILED (${event.error.code})` : 'done';
+      const ended = event.sessions ? summaryText(event.sessions) : 'nothing ended';
+      log(`sign out everywhere else ${result}: ${ended}, session ${event.sessionIdHash ?? '-'}`);
+      return;
+    }
     const ended = event.sessions ? `, ${event.scope}: ${summaryText(event.sessions)}` : '';
     log(
       `logout ${event.loggedOut ? 'done' : `FAILED (${event.error?.code})`}: access token ${at.status}${queued(at)}, ` +

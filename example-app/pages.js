@@ -206,6 +206,21 @@ function outcomeCell(outcome) {
   return html`<td class="${outcome.queued ? 'queued' : outcome.status}">${outcome.status}${detail}${queued}</td>`;
 }
 
+/**
+ * What a logout did to the user's sessions: this one, the others ('others'), or all of them ('everywhere').
+ * @param {import('express-polar-logout').LogoutEvent} e
+ */
+function resultCell(e) {
+  const ended = e.sessions ? ` (${e.sessions.sessions} session(s) ended)` : '';
+  if (e.scope === 'others') {
+    return e.error
+      ? html`<td class="failed">others not signed out (${e.error.code})</td>`
+      : html`<td class="revoked">signed out everywhere else${ended}</td>`;
+  }
+  if (!e.loggedOut) return html`<td class="failed">not signed out (${e.error?.code ?? 'unknown'})</td>`;
+  return html`<td class="revoked">${e.scope === 'everywhere' ? `signed out everywhere${ended}` : 'signed out'}</td>`;
+}
+
 /** @param {import('express-polar-logout').OutboxCounts | undefined} counts */
 function pendingText(counts) {
   if (!counts) return 'The outbox did not answer: its Redis may be unreachable.';
@@ -228,10 +243,7 @@ function audit({ polarLabel, events, settled, outbox, limit }) {
     (e) =>
       html`<tr>
         <td><time datetime="${e.at}">${e.at}</time></td>
-        <td class="${e.loggedOut ? 'revoked' : 'failed'}">
-          ${e.loggedOut ? 'signed out' : `not signed out (${e.error?.code ?? 'unknown'})`}
-        </td>
-        ${outcomeCell(e.revocation.accessToken)} ${outcomeCell(e.revocation.refreshToken)}
+        ${resultCell(e)} ${outcomeCell(e.revocation.accessToken)} ${outcomeCell(e.revocation.refreshToken)}
         <td>${e.sessionDestroyed ? 'yes' : 'no'}</td>
         <td>${e.durationMs} ms</td>
         <td><code>${e.sessionIdHash ?? '-'}</code></td>

@@ -929,6 +929,12 @@ describe('"Your sessions": list, sign out one device, everywhere else, everywher
           sessions: { sessions: 2, revoked: 4, queued: 0, failed: 0 },
         });
 
+        expect(logs).toContainEqual(
+          expect.stringMatching(
+            /^sign out everywhere else done: 2 session\(s\) ended, tokens: 4 revoked, 0 queued, 0 failed, session [0-9a-f]{16}$/,
+          ),
+        );
+
         // B signs in again, then everything ends from A, answered in JSON with the summary.
         const b2 = await signIn(FIREFOX);
         await a.post('/logout/everywhere', 'https://evil.example').expect(403);
@@ -944,6 +950,11 @@ describe('"Your sessions": list, sign out one device, everywhere else, everywher
         }
         expect(await storedIds(app.sessionStore.inner)).toEqual([]);
         expect(await app.sessionStore.sessions.list(app.standin!.user.sub)).toEqual([]);
+        // The audit page says what each of the two did, newest first.
+        const audit = (await a.get('/audit').expect(200)).text.replace(/\s+/g, ' ');
+        expect(audit).toMatch(
+          /<td class="revoked">signed out everywhere \(2 session\(s\) ended\)<\/td>[\s\S]*<td class="revoked">signed out everywhere else \(2 session\(s\) ended\)<\/td>/,
+        );
         expect(logs).toContainEqual(
           expect.stringMatching(
             /^logout done: .*, everywhere: 2 session\(s\) ended, tokens: 4 revoked, 0 queued, 0 failed$/,
