@@ -131,11 +131,8 @@ async function createSessionStore({ redisUrl, log = (message) => console.error(m
   }
   connected = true;
   const inner = new RedisStore({ client, prefix: REDIS_PREFIX });
-  // express-polar-logout's SharedRedis type does not accept node-redis 5's client (its generic `on`) although the
-  // library does at run time: hence the cast.
-  const shared = /** @type {import('express-polar-logout').SharedRedis} */ (/** @type {unknown} */ (client));
   // One connection for the sessions and their per-user index (the registry never closes a client it was given).
-  const sessions = registryFor(inner, shared, log);
+  const sessions = registryFor(inner, client, log);
   return {
     store: sessions.store,
     inner,
