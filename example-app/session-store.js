@@ -137,7 +137,7 @@ async function createSessionStore({ redisUrl, log = (message) => console.error(m
     store: sessions.store,
     inner,
     sessions,
-    client: shared,
+    client,
     kind: 'redis',
     description: `in Redis at ${where}`,
     prefix: REDIS_PREFIX,
