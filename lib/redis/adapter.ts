@@ -206,6 +206,11 @@ export function createRedisAdapter(input: unknown, options: RedisAdapterOptions)
       const { enableOfflineQueue, ...perNode } = overrides;
       return c.duplicate([], {
         lazyConnect: false,
+        // ioredis's cluster ready check (CLUSTER INFO) fails while a master is down; it then reconnects on its own
+        // but leaves the promise of the connect() that ran the check pending for ever. BullMQ awaits that promise
+        // when it renews its blocking connection: after a node restart the worker stopped for good (reproduced
+        // with SIGKILL of the slot's master). Commands sent meanwhile meet CLUSTERDOWN and are retried instead.
+        enableReadyCheck: false,
         ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
         redisOptions: { ...redisOptions, ...perNode },
       });
