@@ -127,6 +127,23 @@ function withBound<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 type Opened = { library: RedisLibrary; client: RawClient };
 
+/**
+ * Settles when an ioredis client's first connection attempt ends: ready, or closed (refused, reset). Without an
+ * offline queue, ioredis refuses commands until then, which would read as "Redis is unreachable": the first
+ * logout after start-up used this process's own budget and warned that a healthy Redis was away.
+ */
+function firstAttempt(c: RawClient): Promise<void> | undefined {
+  if (c.status === 'ready') return undefined;
+  return new Promise((resolve) => {
+    const events = ['ready', 'close', 'end'];
+    const done = (): void => {
+      for (const event of events) (c.removeListener as (e: string, l: () => void) => void).call(c, event, done);
+      resolve();
+    };
+    for (const event of events) c.on(event, done);
+  });
+}
+
 /** Opens a client for a URL or ioredis options: ioredis when installed, else node-redis. */
 function openOwn(
   parsed: Extract<ParsedRedis, { kind: 'url' | 'options' }>,
@@ -249,10 +266,14 @@ export function createRedisAdapter(input: unknown, options: RedisAdapterOptions)
   }
 
   let main: Opened | undefined = userClient;
+  /** Our own ioredis client's first connection, which commands wait for (within their bound); then undefined. */
+  let connecting: Promise<void> | undefined;
   function client(): Opened {
     if (!main) {
       own({ enableOfflineQueue: false, maxRetriesPerRequest: 1 });
       main = owned[owned.length - 1];
+      if (main?.library === 'ioredis')
+        connecting = firstAttempt(main.client)?.then(() => void (connecting = undefined));
     }
     return main as Opened;
   }
@@ -276,8 +297,9 @@ export function createRedisAdapter(input: unknown, options: RedisAdapterOptions)
 
   async function command(args: readonly string[], opts: CommandOptions = {}): Promise<unknown> {
     try {
+      client();
       return await withBound(
-        Promise.resolve().then(() => send(args, opts.key, opts.readonly ?? false)),
+        (connecting ?? Promise.resolve()).then(() => send(args, opts.key, opts.readonly ?? false)),
         opts.timeoutMs ?? COMMAND_TIMEOUT_MS,
       );
     } catch (err) {
