@@ -43,7 +43,7 @@ const OUTBOX_ONLY = args.includes('--outbox');
 const DRAIN_ONLY = args.includes('--drain');
 const THROUGHPUT_ONLY = args.includes('--throughput');
 const TELEMETRY_ONLY = args.includes('--telemetry');
-//   node bench/run.mjs --sessions  only figures 10 and 11 (the session registry: log out everywhere, cost per request)
+const SESSIONS_ONLY = args.includes('--sessions');
 const QUICK = args.includes('--quick');
 // --json, --json FILE or --json=FILE: the table as JSON (stdout when no file is named).
 const jsonAt = args.findIndex((a) => a === '--json' || a.startsWith('--json='));

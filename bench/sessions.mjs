@@ -119,6 +119,13 @@ async function costFigure(ctx, { app, base, figureStart, figureEnd, row, log, si
     plain: await app.call('seed', { n, via: 'plain' }),
     reg: await app.call('seed', { n, via: 'reg' }),
   };
+  // Both routes must find their sessions (a route that answers as signed out would be fast for nothing).
+  for (const via of ['plain', 'reg']) {
+    for (const cookie of [cookies[via][0], cookies[via].at(-1)]) {
+      const body = await (await fetch(`${base}/${via}/whoami`, { headers: { cookie } })).json();
+      if (!body.user) ctx.problems.push(`figure 11: ${via} answered a seeded session as signed out`);
+    }
+  }
   // Redis round trips per request, each route alone, counted by the app's client.
   const commandsPer = {};
   for (const via of ['plain', 'reg']) {
