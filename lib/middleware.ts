@@ -155,6 +155,8 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
      * Audits the attempt, then answers: success, or the failure to next() with the session kept as it is.
      * `tombstoneFailed`: logged out, but the guard could not record the tombstone: success, and said in the event.
      */
+    /** Whether this session was in the store and is destroyed now (counted among the sessions ended). */
+    let destroyedHere = false;
     const finish = async (failure?: LogoutFailure, tombstoneFailed = false): Promise<void> => {
       let summary: SessionsLogoutSummary | undefined;
       let indexFailed = false;
@@ -162,7 +164,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
         const ended = await others;
         indexFailed = ended === undefined;
         summary = ended ?? emptySummary();
-        if (failure === undefined) summary.sessions += 1;
+        if (destroyedHere) summary.sessions += 1;
         countOutcome(summary, revocation.accessToken);
         countOutcome(summary, revocation.refreshToken);
       }
@@ -197,9 +199,11 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     try {
       if (stored) await destroySession(session);
       else detachSession(req);
+      destroyedHere = stored;
     } catch (err) {
       // guardSessionStore deleted the session but has no tombstone for it: logged out all the same.
       tombstoneFailed = isTombstoneWriteError(err);
+      destroyedHere = tombstoneFailed;
       if (!tombstoneFailed) {
         debug('the session store failed to destroy the session: %s', err instanceof Error ? err.name : typeof err);
         return finish('SESSION_DESTROY_FAILED');
