@@ -4,6 +4,7 @@
  * 'others' keeps exactly the current one, a login racing the logout or a slow request resaving cannot bring a
  * session back, a login right after works, regenerate() moves the entry.
  */
+import { createHash } from 'node:crypto';
 import session from 'express-session';
 import * as lib from '../../lib';
 import { startFakePolar, type FakePolar } from '../../lib/testing';
@@ -14,6 +15,7 @@ import {
   login,
   logout,
   regenerate,
+  revokedAtPolar,
   slowRequest,
   startInProcessApp,
   stored,
@@ -26,6 +28,7 @@ let fake: FakePolar;
 let inner: session.MemoryStore;
 let registry: lib.SessionRegistry;
 let app: InProcessApp;
+let refused: Array<{ operation: string; sessionIdHash: string | undefined }>;
 let userCounter = 0;
 
 beforeAll(async () => {
@@ -33,8 +36,10 @@ beforeAll(async () => {
 });
 beforeEach(async () => {
   inner = new session.MemoryStore();
+  refused = [];
   registry = lib.createSessionRegistry({
     store: inner,
+    onRefused: (info) => void refused.push(info),
     userIdOf: (data) => (data.user as { id?: unknown } | undefined)?.id,
   });
   app = await startInProcessApp(lib, {
@@ -99,7 +104,8 @@ it("'others' keeps exactly the current one (303, cookie kept, its tokens active)
   expect(fake.isActive(current.tokens.accessToken)).toBe(true);
   expect(fake.isActive(current.tokens.refreshToken)).toBe(true);
   await expectSignedOut(others);
-  for (const token of tokensOf(others)) expect(fake.isActive(token)).toBe(false);
+  for (const token of tokensOf(others)) expect(revokedAtPolar(fake, token)).toBe(true);
+  for (const token of tokensOf([current])) expect(fake.calls.some((c) => c.token === token)).toBe(false);
   expect(await handles(user)).toEqual([current.handle]);
   expect(events(app).at(-1)).toMatchObject({
     scope: 'others',
@@ -136,6 +142,11 @@ it('a slow request that saves after the logout does not bring the session back',
   await slow.release();
   await slow.response;
   await expectSignedOut([victim, actor]);
+  // The refused write was reported, under the audit event's hash of the session id, never the id.
+  expect(refused.map((r) => r.operation)).toContain('set');
+  const hashes = refused.map((r) => r.sessionIdHash);
+  expect(hashes).toContain(createHash('sha256').update(victim.sessionId).digest('hex').slice(0, 16));
+  expect(JSON.stringify(refused)).not.toContain(victim.sessionId);
   expect(await list(app, user)).toEqual([]);
 });
 

@@ -62,11 +62,19 @@ export interface LoginOptions {
   userAgent?: string;
   /** Hold the login at this gate (its session already generated) until released. */
   gate?: string;
+  /** Sign in within this browser's session (its cookie), instead of a new browser. */
+  cookie?: string;
 }
 
-async function finishLogin(app: AppHandle, userId: string | undefined, tokens: FakeTokenPair, res: Response) {
+async function finishLogin(
+  app: AppHandle,
+  userId: string | undefined,
+  tokens: FakeTokenPair,
+  res: Response,
+  sent?: string,
+) {
   if (res.status !== 200) throw new Error(`login at ${app.name} answered ${res.status}: ${await res.text()}`);
-  const cookie = cookieOf(res);
+  const cookie = cookieOf(res) ?? sent;
   if (!cookie) throw new Error(`login at ${app.name} set no session cookie`);
   const who = (await res.json()) as Who;
   return { app, userId, cookie, sessionId: sessionIdOf(cookie), tokens, handle: who.handle };
@@ -84,9 +92,12 @@ export async function login(
     app,
     '/login',
     { ...tokens, userId: userId ?? null, ...(options.maxAgeMs !== undefined && { maxAgeMs: options.maxAgeMs }) },
-    options.userAgent ? { 'user-agent': options.userAgent } : {},
+    {
+      ...(options.userAgent && { 'user-agent': options.userAgent }),
+      ...(options.cookie && { cookie: options.cookie }),
+    },
   );
-  return finishLogin(app, userId, tokens, res);
+  return finishLogin(app, userId, tokens, res, options.cookie);
 }
 
 export interface GatedLogin {
@@ -252,4 +263,12 @@ export function stored(store: session.Store, sid: string): Promise<unknown> {
   return new Promise((resolve, reject) =>
     store.get(sid, (err, value) => (err ? reject(err as Error) : resolve(value ?? null))),
   );
+}
+
+/**
+ * Whether the stand-in received `token` and answered 200. Stronger than `!fake.isActive(token)`: revoking an access
+ * token also makes its refresh token inactive (Polar's one row per issuance), without the refresh token being sent.
+ */
+export function revokedAtPolar(fake: FakePolar, token: string): boolean {
+  return fake.calls.some((c) => c.token === token && c.result === 200);
 }

@@ -64,7 +64,11 @@ function createSessionsApp(lib, options) {
     if (typeof maxAgeMs === 'number') req.session.cookie.maxAge = maxAgeMs;
     Object.assign(req.session, { accessToken, refreshToken });
     if (userId !== undefined && userId !== null) Object.assign(req.session, { user: { id: userId } });
-    else Object.assign(req.session, { cart: ['anonymous'] });
+    else {
+      // Signed out within the session (or never signed in): a cart, no user.
+      Object.assign(req.session, { cart: ['anonymous'] });
+      delete (/** @type {any} */ (req.session).user);
+    }
     req.session.save((err) => {
       if (err) return void res.status(500).json({ error: 'save failed' });
       res.json(whoami(req));
@@ -158,7 +162,9 @@ function createSessionsApp(lib, options) {
     }
   });
 
+  // Express knows an error handler by its four parameters.
   /** @type {import('express').ErrorRequestHandler} */
+  // eslint-disable-next-line no-unused-vars
   const onError = (err, _req, res, _next) => {
     print({ type: 'error', code: err?.code ?? null, name: err?.name ?? null });
     res.status(err?.status ?? 500).json({ error: err?.code ?? 'error' });
