@@ -15,6 +15,7 @@
 //   node bench/run.mjs --outbox    only figures 7 and 8 (the revocation outbox: drain under Polar's limit,
 //                                  healthy-path cost)
 //   node bench/run.mjs --drain     only figure 7 (the outbox drain under Polar's rate limit, about 90 s)
+//   node bench/run.mjs --sessions  only figures 9 and 10 (the session registry: log out everywhere, cost per request)
 import { execFileSync, fork } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -27,6 +28,7 @@ import { freePort, redisServerAvailable, spawnRedisServer } from '../test/suppor
 import { rpc } from './ipc.mjs';
 import { endLoad, machine, sampleLoad } from './machine.mjs';
 import { summariseProfile } from './profile-summary.mjs';
+import { sessionFigures } from './sessions.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -36,6 +38,7 @@ const OVERHEAD_ONLY = args.includes('--overhead');
 const OUTBOX_ONLY = args.includes('--outbox');
 const DRAIN_ONLY = args.includes('--drain');
 const THROUGHPUT_ONLY = args.includes('--throughput');
+const SESSIONS_ONLY = args.includes('--sessions');
 const QUICK = args.includes('--quick');
 // --json, --json FILE or --json=FILE: the table as JSON (stdout when no file is named).
 const jsonAt = args.findIndex((a) => a === '--json' || a.startsWith('--json='));
@@ -223,6 +226,7 @@ async function main() {
     else {
       if (OUTBOX_ONLY) await outboxFigures(ctx);
       else if (DRAIN_ONLY) await rateLimitedDrain(ctx);
+      else if (SESSIONS_ONLY) await registryFigures(ctx);
       else await benchmark(ctx);
       report(ctx, (performance.now() - began) / 1000);
     }
@@ -354,6 +358,14 @@ async function benchmark(ctx) {
   await boundedWait(ctx);
   await memory(ctx);
   await outboxFigures(ctx);
+  await registryFigures(ctx);
+}
+
+/** Figures 9 and 10 (bench/sessions.mjs): the session registry, with its own app and redis-server. */
+function registryFigures(ctx) {
+  // Its app is ended on purpose: `closing` keeps start()'s watchdog quiet while it exits.
+  const stopping = (on) => void (closing = on);
+  return sessionFigures(ctx, { start, stopping, figureStart, figureEnd, row, log, sized, median, startRedis });
 }
 
 /**
@@ -634,7 +646,8 @@ function report(ctx, seconds) {
     pass: problems.length === 0,
   });
   // Figure 2's row is added after figure 6 is measured; the table keeps the figures' order.
-  const order = (id) => ['1', '2', '3a', '3b', '4', '5', '6', '7', '8', 'correctness'].indexOf(id.split('.')[0]);
+  const order = (id) =>
+    ['1', '2', '3a', '3b', '4', '5', '6', '7', '8', '9', '10', 'correctness'].indexOf(id.split('.')[0]);
   rows.sort((x, y) => order(x.id) - order(y.id));
   const m = machine();
   const header = ['figure', 'ours', 'naive / other', 'target', 'load', 'result'];

@@ -30,13 +30,19 @@ export interface EventFacts {
   sessionDestroyed: boolean;
   sessionIdHash: string | undefined;
   error?: LogoutEvent['error'];
+  scope: LogoutEvent['scope'];
+  sessions?: LogoutEvent['sessions'];
 }
 
 export function buildLogoutEvent(req: Request, facts: EventFacts): LogoutEvent {
   const event: LogoutEvent = {
     at: new Date(facts.startedAtMs).toISOString(),
     // A missing tombstone is reported, but the session is gone and the answer is a success: logged out.
-    loggedOut: facts.sessionDestroyed && (facts.error === undefined || facts.error.code === 'TOMBSTONE_FAILED'),
+    loggedOut:
+      facts.sessionDestroyed &&
+      (facts.error === undefined ||
+        facts.error.code === 'TOMBSTONE_FAILED' ||
+        facts.error.code === 'SESSION_INDEX_FAILED'),
     sessionDestroyed: facts.sessionDestroyed,
     revocation: facts.revocation,
     redirectTo: facts.redirectTo,
@@ -44,7 +50,9 @@ export function buildLogoutEvent(req: Request, facts: EventFacts): LogoutEvent {
     ip: req.ip,
     userAgent: req.get('user-agent'),
     sessionIdHash: facts.sessionIdHash,
+    scope: facts.scope,
   };
+  if (facts.sessions) event.sessions = facts.sessions;
   if (facts.error) event.error = facts.error;
   return event;
 }

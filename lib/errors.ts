@@ -18,7 +18,9 @@ export type PolarLogoutErrorCode =
   /** The session store failed to destroy the session; the user is not logged out. */
   | 'SESSION_DESTROY_FAILED'
   /** guardSessionStore deleted the session but could not record its tombstone (a store error, not a logout's). */
-  | 'TOMBSTONE_WRITE_FAILED';
+  | 'TOMBSTONE_WRITE_FAILED'
+  /** The session registry's index (Redis) did not answer: list(), logoutUser() or logoutSession() could not run. */
+  | 'SESSION_INDEX_FAILED';
 
 const DEFAULT_STATUS: Record<PolarLogoutErrorCode, number> = {
   INVALID_OPTION: 500,
@@ -28,6 +30,7 @@ const DEFAULT_STATUS: Record<PolarLogoutErrorCode, number> = {
   REVOCATION_FAILED: 502,
   SESSION_DESTROY_FAILED: 500,
   TOMBSTONE_WRITE_FAILED: 500,
+  SESSION_INDEX_FAILED: 503,
 };
 
 export class PolarLogoutError extends Error {

@@ -38,12 +38,23 @@ export type {
   RevocationErrorCode,
   RevocationQueue,
   RevocationResult,
+  SharedRedis,
   TokenOutcome,
   TokenPair,
   TokenTypeHint,
   VerifyOptions,
   VerifyResult,
 } from './types';
+export {
+  createSessionRegistry,
+  type EndSessionsOptions,
+  type SessionInfo,
+  type SessionRegistry,
+  type SessionRegistryOptions,
+  type SessionRevoker,
+  type SessionsLogoutSummary,
+  type StoredSession,
+} from './sessions';
 export { guardSessionStore, TombstoneWriteError, type SessionStoreGuardOptions } from './session-guard';
 export {
   createMemoryTombstones,

@@ -27,6 +27,9 @@ import {
 import { normaliseTokens, readSessionTokens, type NormalisedTokens } from './tokens';
 import type { LogoutEvent, PolarLogoutOptions, RevocationResult, VerifyOptions, VerifyResult } from './types';
 import { warnOnce } from './warnings';
+import { countOutcome, emptySummary } from './sessions/end-sessions';
+import { handleOf } from './sessions/keys';
+import type { SessionsLogoutSummary } from './sessions/types';
 
 const debug = createDebug('express-polar-logout');
 
@@ -36,6 +39,9 @@ const FAILURE_MESSAGES: Record<LogoutFailure, string> = {
   REVOCATION_FAILED: 'Polar did not confirm the token revocation; the session was kept so the user can try again.',
   SESSION_DESTROY_FAILED:
     'The session store failed to destroy the session; the user is not logged out. Check the store.',
+  SESSION_INDEX_FAILED:
+    "The session registry's index (Redis) did not answer, so the user's other sessions could not be found; " +
+    'nothing was ended. Check its Redis.',
 };
 
 export interface PolarLogoutHandler extends RequestHandler {
@@ -55,7 +61,31 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     config.allowedRedirectOrigins,
   );
   const getTokens = config.getTokens ?? (readSessionTokens as (req: Req) => ReturnType<typeof readSessionTokens>);
-  const { outbox, onLogout, onRevocationFailure, cookieName, timeoutMs, clearSiteData } = config;
+  const { outbox, onLogout, onRevocationFailure, cookieName, timeoutMs, clearSiteData, sessions, scope } = config;
+  const sessionsStoreWarning =
+    'polarLogout was given `sessions`, but express-session does not use sessions.store: the per-user index sees ' +
+    "no session, and a logout cannot end the others. Pass sessions.store as express-session's store.";
+
+  /**
+   * Ends the user's other sessions (all but this one: this one follows the usual line, or stays for 'others');
+   * undefined when the index could not answer. An anonymous session has no others.
+   */
+  async function endOthers(req: Request, session: DestroyableSession): Promise<SessionsLogoutSummary | undefined> {
+    if (!sessions) return emptySummary();
+    if ((req as { sessionStore?: unknown }).sessionStore !== config.sessionsStore) {
+      warnOnce('EPL_SESSIONS_STORE', sessionsStoreWarning);
+    }
+    const userId = sessions.userOf(session);
+    if (userId === undefined) return emptySummary();
+    const sid = (req as { sessionID?: unknown }).sessionID;
+    const except = typeof sid === 'string' && sid !== '' ? handleOf(sid) : undefined;
+    try {
+      return await sessions.end(userId, except, { revoker, outbox, timeoutMs, signal: undefined });
+    } catch (err) {
+      debug('could not end the other sessions: %s', err instanceof Error ? err.name : typeof err);
+      return undefined;
+    }
+  }
   const cookieNameWarning =
     `A logout request carried no cookie named "${cookieName}" although its session holds data: express-session ` +
     `names its cookie differently, so the logout clears the wrong cookie. Set polarLogout's cookieName to the ` +
@@ -77,7 +107,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
 
   const handOffFailures = outbox ? createFailureHandoff(outbox, timeoutMs) : undefined;
   const needsSessionIdHash = onLogout !== undefined || outbox !== undefined;
-  const traceLogout = createLogoutTelemetry();
+  const traceLogout = createLogoutTelemetry(scope);
 
   async function logout(req: Req, res: Response, next: NextFunction, trace?: LogoutMessage): Promise<void> {
     const session = sessionOf(req);
@@ -107,6 +137,10 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
       );
     }
     const redirectTo = resolveRedirect(req);
+    if (scope === 'others')
+      return logoutOthers(req, res, next, session, { startedAt, startedAtMs, sessionIdHash, redirectTo });
+    // 'everywhere': the others are ended while this session's tokens are revoked.
+    const others = scope === 'everywhere' ? endOthers(req, session) : undefined;
     const revocation = await revoker.revoke(tokens);
     if (trace) trace.revocation = revocation;
     const failed = revocation.accessToken.status === 'failed' || revocation.refreshToken.status === 'failed';
@@ -122,6 +156,16 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
      * `tombstoneFailed`: logged out, but the guard could not record the tombstone: success, and said in the event.
      */
     const finish = async (failure?: LogoutFailure, tombstoneFailed = false): Promise<void> => {
+      let summary: SessionsLogoutSummary | undefined;
+      let indexFailed = false;
+      if (others) {
+        const ended = await others;
+        indexFailed = ended === undefined;
+        summary = ended ?? emptySummary();
+        if (failure === undefined) summary.sessions += 1;
+        countOutcome(summary, revocation.accessToken);
+        countOutcome(summary, revocation.refreshToken);
+      }
       // Without a hook nobody reads the event: a plain logout does not build it.
       if (onLogout) {
         const event = buildLogoutEvent(req, {
@@ -131,12 +175,15 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
           redirectTo,
           sessionDestroyed: failure === undefined,
           sessionIdHash,
+          scope,
+          ...(summary && { sessions: summary }),
           ...(failure && { error: { code: failure } }),
+          ...(!failure && indexFailed && { error: { code: 'SESSION_INDEX_FAILED' as const } }),
           ...(tombstoneFailed && { error: { code: 'TOMBSTONE_FAILED' as const } }),
         });
         await runAuditHook(onLogout, event, req, timeoutMs, sessionView ?? {});
       }
-      if (!failure) return answer(req, res, redirectTo, revocation);
+      if (!failure) return answer(req, res, redirectTo, revocation, summary);
       fail(res, next, failure, FAILURE_MESSAGES[failure]);
     };
 
@@ -162,6 +209,38 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     return finish(undefined, tombstoneFailed);
   }
 
+  /** 'others': every session of the user but this one is ended; this one stays signed in, its tokens untouched. */
+  async function logoutOthers(
+    req: Req,
+    res: Response,
+    next: NextFunction,
+    session: DestroyableSession,
+    facts: { startedAt: number; startedAtMs: number; sessionIdHash: string | undefined; redirectTo: string },
+  ): Promise<void> {
+    const ended = await endOthers(req, session);
+    const summary = ended ?? emptySummary();
+    const untouched = (): RevocationResult['accessToken'] => ({ status: 'absent', attempts: 0, durationMs: 0 });
+    const revocation: RevocationResult = { accessToken: untouched(), refreshToken: untouched() };
+    if (onLogout) {
+      const event = buildLogoutEvent(req, {
+        ...facts,
+        revocation,
+        sessionDestroyed: false,
+        scope,
+        sessions: summary,
+        ...(ended === undefined && { error: { code: 'SESSION_INDEX_FAILED' as const } }),
+      });
+      await runAuditHook(onLogout, event, req, timeoutMs, sessionSnapshot(session, []));
+    }
+    if (ended === undefined) return fail(res, next, 'SESSION_INDEX_FAILED', FAILURE_MESSAGES.SESSION_INDEX_FAILED);
+    res.setHeader('Cache-Control', 'no-store');
+    if (req.accepts(['html', 'json']) === 'json') {
+      res.status(200).json({ loggedOut: false, redirectTo: facts.redirectTo, sessions: summary });
+      return;
+    }
+    res.redirect(303, facts.redirectTo);
+  }
+
   const handler = ((req: Request, res: Response, next: NextFunction): void => {
     const verdict = guard.check(req);
     if (verdict !== 'allow') return guard.refuse(verdict, req, res);
@@ -179,12 +258,19 @@ function fail(res: Response, next: NextFunction, code: PolarLogoutErrorCode, mes
 }
 
 /** 303 to the target for browsers; JSON for clients that prefer it (fetch with Accept: application/json). */
-function answer(req: Request, res: Response, redirectTo: string, revocation: RevocationResult): void {
+function answer(
+  req: Request,
+  res: Response,
+  redirectTo: string,
+  revocation: RevocationResult,
+  sessions: SessionsLogoutSummary | undefined,
+): void {
   if (req.accepts(['html', 'json']) === 'json') {
     res.status(200).json({
       loggedOut: true,
       redirectTo,
       revocation: { accessToken: revocation.accessToken.status, refreshToken: revocation.refreshToken.status },
+      ...(sessions && { sessions }),
     });
     return;
   }

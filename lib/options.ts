@@ -9,6 +9,8 @@ import { resolveRateLimit } from './polar/rate-limit-options';
 import { createRedisAdapter, type RedisAdapter } from './redis';
 import type { ClientAuthMethod, PolarClientOptions, PolarLogoutOptions, PolarRevokerOptions, TokenPair } from './types';
 import type { Request } from 'express';
+import { registryInternals, type RegistryInternals } from './sessions/internals';
+import type { LogoutScope } from './telemetry/types';
 import {
   oneOf,
   optionalFunction,
@@ -59,6 +61,11 @@ export interface LogoutConfig<Req extends Request = Request> extends RevokerConf
   outbox: PolarLogoutOptions<Req>['outbox'];
   /** The Clear-Site-Data header value sent on a successful logout, or undefined when not configured. */
   clearSiteData: string | undefined;
+  /** The session registry's internals, with `sessions`. */
+  sessions: RegistryInternals | undefined;
+  /** The registry's wrapped store, to check that express-session was given it. */
+  sessionsStore: object | undefined;
+  scope: LogoutScope;
 }
 
 const CLIENT_KEYS = ['clientId', 'clientSecret', 'server', 'baseUrl', 'clientAuth', 'rateLimit'] as const;
@@ -76,6 +83,8 @@ const LOGOUT_KEYS = [
   'methods',
   'outbox',
   'clearSiteData',
+  'sessions',
+  'scope',
 ] as const;
 
 /** The base URL of the revocation endpoint, https unless loopback so the secret never travels in clear. */
@@ -284,8 +293,24 @@ export function resolveLogoutConfig<Req extends Request>(options: PolarLogoutOpt
     throw invalidOption('outbox', 'must be the object returned by createRevocationOutbox().');
   }
 
+  const sessions = registryInternals(options.sessions);
+  if (options.sessions !== undefined && !sessions) {
+    throw invalidOption('sessions', 'must be the object returned by createSessionRegistry().');
+  }
+  const scope = oneOf(options.scope, 'scope', ['session', 'others', 'everywhere'] as const, 'session');
+  if (scope !== 'session' && !sessions) {
+    throw invalidOption(
+      'scope',
+      `'${scope}' needs \`sessions\` (createSessionRegistry()): without the per-user index there is no way to ` +
+        "find the user's other sessions.",
+    );
+  }
+
   return {
     ...resolveRevokerFields(options),
+    sessions,
+    sessionsStore: sessions?.store,
+    scope,
     getTokens: optionalFunction(options.getTokens, 'getTokens'),
     redirectTo: resolveRedirectTo(options.redirectTo),
     returnToParam,

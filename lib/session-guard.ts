@@ -60,7 +60,7 @@ const MAX_TOMBSTONE_TIMEOUT_MS = 60_000;
 const GUARD_KEYS = ['ttlMs', 'tombstones', 'onRefused', 'tombstoneTimeoutMs'] as const;
 
 /** The tombstone key of a session id: SHA-256, base64url. The raw id is never stored. */
-function tombstoneKey(sessionId: string): string {
+export function tombstoneKey(sessionId: string): string {
   return createHash('sha256').update(sessionId).digest('base64url');
 }
 
@@ -110,7 +110,11 @@ function describeFailure(err: unknown): string {
  * Runs a sync-or-async tombstone call and calls back outside any promise chain, as a callback store would,
  * within `limitMs`: a later answer is ignored. A synchronous call (memory tombstones) starts no timer.
  */
-function settle<T>(step: () => T | PromiseLike<T>, limitMs: number, callback: (err: unknown, value?: T) => void): void {
+export function settle<T>(
+  step: () => T | PromiseLike<T>,
+  limitMs: number,
+  callback: (err: unknown, value?: T) => void,
+): void {
   let value: T | PromiseLike<T>;
   try {
     value = step();
@@ -128,14 +132,15 @@ function settle<T>(step: () => T | PromiseLike<T>, limitMs: number, callback: (e
 }
 
 /** What the guard needs from a store: express-session's Store. */
-type InnerStore = Store;
+export type InnerStore = Store;
 const STORE_METHODS = ['get', 'set', 'destroy', 'on', 'regenerate'] as const;
 
-function isSessionStore(value: unknown): value is InnerStore {
+export function isSessionStore(value: unknown): value is InnerStore {
   return isObject(value) && STORE_METHODS.every((name) => typeof (value as Partial<InnerStore>)[name] === 'function');
 }
 
-class GuardedStore extends EventEmitter {
+/** The guard; createSessionRegistry() extends it with the per-user index. */
+export class GuardedStore extends EventEmitter {
   all?: Store['all'];
   length?: Store['length'];
   clear?: Store['clear'];
@@ -144,11 +149,11 @@ class GuardedStore extends EventEmitter {
   generate?: (req: Request) => void;
 
   constructor(
-    private readonly inner: InnerStore,
-    private readonly ttlMs: number,
-    private readonly tombstones: SessionTombstones,
-    private readonly onRefused: SessionStoreGuardOptions['onRefused'],
-    private readonly timeoutMs: number,
+    protected readonly inner: InnerStore,
+    protected readonly ttlMs: number,
+    protected readonly tombstones: SessionTombstones,
+    protected readonly onRefused: SessionStoreGuardOptions['onRefused'],
+    protected readonly timeoutMs: number,
   ) {
     super();
     // Reads and bulk operations pass through; only methods the store has are exposed, because
@@ -164,7 +169,7 @@ class GuardedStore extends EventEmitter {
     for (const event of ['connect', 'disconnect']) inner.on(event, (...args: unknown[]) => this.emit(event, ...args));
   }
 
-  private refused(operation: 'set' | 'touch' | 'get', sid: string): void {
+  protected refused(operation: 'set' | 'touch' | 'get', sid: string): void {
     const sessionIdHash = hashSessionId(sid);
     debug('refused to %s destroyed session %s', operation, sessionIdHash);
     try {
@@ -174,12 +179,12 @@ class GuardedStore extends EventEmitter {
     }
   }
 
-  private isDestroyed(sid: string, callback: (err: unknown, destroyed?: boolean) => void): void {
+  protected isDestroyed(sid: string, callback: (err: unknown, destroyed?: boolean) => void): void {
     settle(() => this.tombstones.has(tombstoneKey(sid)), this.timeoutMs, callback);
   }
 
   /** A failed check: reported once per process as a warning, every time to debug; no session id either way. */
-  private unreadable(operation: 'get' | 'set' | 'touch', err: unknown): void {
+  protected unreadable(operation: 'get' | 'set' | 'touch', err: unknown): void {
     const consequence = { get: 'read without the check', set: 'write refused', touch: 'touch skipped' }[operation];
     debug('could not read the tombstones (%s): %s', describeFailure(err), consequence);
     warnOnce(
@@ -191,7 +196,7 @@ class GuardedStore extends EventEmitter {
   }
 
   /** Check, write, check again; a write that raced a destroy elsewhere is undone. */
-  private guardedWrite(
+  protected guardedWrite(
     operation: 'set' | 'touch',
     sid: string,
     write: (callback: (err?: unknown) => void) => void,

@@ -1,5 +1,7 @@
 import type { Request } from 'express';
 import type { RateLimitOptions } from './polar/rate-limit-options';
+import type { SessionRegistry, SessionsLogoutSummary } from './sessions/types';
+import type { LogoutScope } from './telemetry/types';
 
 export type { RateLimitOptions };
 
@@ -149,7 +151,14 @@ export interface LogoutEvent {
    * `TOMBSTONE_FAILED`: the session was deleted but guardSessionStore could not record its tombstone, so a
    * request in flight may write it back (check the tombstone store).
    */
-  error?: { code: 'REVOCATION_FAILED' | 'SESSION_DESTROY_FAILED' | 'TOMBSTONE_FAILED' };
+  error?: { code: 'REVOCATION_FAILED' | 'SESSION_DESTROY_FAILED' | 'TOMBSTONE_FAILED' | 'SESSION_INDEX_FAILED' };
+  /** Which sessions the logout ends: `'session'` (this one), `'others'` or `'everywhere'` (see `scope`). */
+  scope: LogoutScope;
+  /**
+   * With `scope` `'others'` or `'everywhere'`: how many sessions were ended (this one included for `'everywhere'`),
+   * and what happened to their tokens (this session's included).
+   */
+  sessions?: SessionsLogoutSummary;
 }
 
 /** What the middleware needs from a revocation outbox (see createRevocationOutbox). */
@@ -196,6 +205,17 @@ export interface PolarLogoutOptions<Req extends Request = Request> extends Polar
    * to send. Default false. Browsers honour it over https (and on localhost) only.
    */
   clearSiteData?: boolean | readonly ClearSiteDataDirective[];
+  /**
+   * The session registry (createSessionRegistry()) whose `store` express-session uses. Needed for `scope`
+   * `'others'` and `'everywhere'`.
+   */
+  sessions?: SessionRegistry;
+  /**
+   * Which sessions this handler ends. `'session'` (default): the current one. `'everywhere'`: every session of the
+   * current session's user, on every instance sharing the registry's Redis, each one's tokens revoked. `'others'`:
+   * all of them but the current one, which stays signed in.
+   */
+  scope?: LogoutScope;
 }
 
 /** A directive of the `Clear-Site-Data` header. */

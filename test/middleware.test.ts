@@ -121,6 +121,7 @@ describe('a logout that works', () => {
       ip: expect.stringMatching(/127\.0\.0\.1|::1/),
       userAgent: 'audit-test/1.0',
       sessionIdHash: expect.stringMatching(/^[0-9a-f]{16}$/),
+      scope: 'session',
     });
     expect(event.sessionIdHash).toBe(createHash('sha256').update(sessionId).digest('hex').slice(0, 16));
     expect(Math.abs(Date.parse(event.at) - Date.now())).toBeLessThan(10_000);

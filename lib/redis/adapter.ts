@@ -246,7 +246,9 @@ export function createRedisAdapter(input: unknown, options: RedisAdapterOptions)
   let main: Opened | undefined = userClient;
   function client(): Opened {
     if (!main) {
-      own({ enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+      // Commands sent while it connects wait for the connection (each is bounded in time by `command`); while
+      // Redis is down, one retry each, then they fail: nothing piles up.
+      own({ maxRetriesPerRequest: 1 });
       main = owned[owned.length - 1];
     }
     return main as Opened;

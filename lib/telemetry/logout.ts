@@ -21,7 +21,10 @@ export type TraceLogout = (req: Request, next: NextFunction, run: RunLogout) => 
 // Codes that reach next() from a logout (INVALID_* are thrown at construction or by the standalone client;
 // a missing tombstone is a completed logout).
 const OUTCOMES: Record<
-  Exclude<PolarLogoutErrorCode, 'INVALID_OPTION' | 'INVALID_ARGUMENT' | 'TOMBSTONE_WRITE_FAILED'>,
+  Exclude<
+    PolarLogoutErrorCode,
+    'INVALID_OPTION' | 'INVALID_ARGUMENT' | 'TOMBSTONE_WRITE_FAILED' | 'SESSION_INDEX_FAILED'
+  >,
   LogoutOutcome
 > = {
   SESSION_UNAVAILABLE: 'session_unavailable',

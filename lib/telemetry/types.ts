@@ -5,7 +5,7 @@
 import type { RevocationErrorCode, RevocationResult, TokenTypeHint } from '../types';
 import type { OutboxErrorCode, OutboxSettledEvent } from '../outbox/types';
 
-/** Which sessions a logout ends. Today always `'session'` (the current one). */
+/** Which sessions a logout ends: `'session'` (the current one), `'others'` or `'everywhere'` (polarLogout's `scope`). */
 export type LogoutScope = 'session' | 'others' | 'everywhere';
 
 /** How a logout ended: `logged_out`, or the PolarLogoutError code (lower case) it passed to `next()`. */

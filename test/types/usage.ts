@@ -72,8 +72,12 @@ declare const event: LogoutEvent;
 assertType<Equal<TokenOutcome['status'], 'revoked' | 'absent' | 'failed'>>();
 assertType<Equal<typeof event.sessionIdHash, string | undefined>>();
 assertType<
-  Equal<NonNullable<typeof event.error>['code'], 'REVOCATION_FAILED' | 'SESSION_DESTROY_FAILED' | 'TOMBSTONE_FAILED'>
+  Equal<
+    NonNullable<typeof event.error>['code'],
+    'REVOCATION_FAILED' | 'SESSION_DESTROY_FAILED' | 'TOMBSTONE_FAILED' | 'SESSION_INDEX_FAILED'
+  >
 >();
+assertType<Equal<typeof event.scope, 'session' | 'others' | 'everywhere'>>();
 assertType<Equal<NonNullable<TokenOutcome['error']>['code'], RevocationErrorCode>>();
 
 // Errors carry a code union.

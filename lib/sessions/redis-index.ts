@@ -1,0 +1,111 @@
+/**
+ * The index in Redis, shared by every instance of the app: one script per operation (redis-index-scripts.ts), every
+ * key under the prefix's hash tag. Every command is bounded in time by the adapter; the store decides what a
+ * failure means (reads fail open, writes are refused).
+ */
+import type { RedisAdapter } from '../redis';
+import type { SessionRef } from './keys';
+import { ADMIT, BURY, CHECK, DROP, ENTRIES, MARK, RECHECK } from './redis-index-scripts';
+import { SEEN_EVERY_MS, type IndexEntry, type SessionIndex, type Verdict } from './session-index';
+
+export interface RedisIndexOptions {
+  redis: RedisAdapter;
+  /** Bound of each call, in ms (the request path's timeoutMs, or longer for logoutUser's). */
+  timeoutMs: number;
+  /** Whether close() closes the connection (opened for a URL). */
+  owned: boolean;
+}
+
+function verdictOf(reply: unknown): Verdict {
+  if (reply === 'ok' || reply === 'destroyed' || reply === 'ended') return reply;
+  throw new Error('unexpected reply from the session index script');
+}
+
+function entriesOf(reply: unknown): IndexEntry[] {
+  if (!Array.isArray(reply)) throw new Error('unexpected reply from the session index script');
+  const flat = reply.map(String);
+  const out: IndexEntry[] = [];
+  for (let i = 0; i + 4 < flat.length; i += 5) {
+    const [handle = '', sid = '', createdAt, lastSeenAt, userAgent = ''] = flat.slice(i, i + 5);
+    out.push({
+      handle,
+      sid,
+      createdAt: Number(createdAt),
+      lastSeenAt: Number(lastSeenAt),
+      userAgent: userAgent === '' ? undefined : userAgent,
+    });
+  }
+  return out;
+}
+
+export function createRedisIndex({ redis, timeoutMs, owned }: RedisIndexOptions): SessionIndex {
+  const prefix = redis.prefix;
+  const tombKey = (tomb: string): string => `${prefix}:tombstone:${tomb}`;
+  const ownerKey = (tomb: string): string => `${prefix}:owner:${tomb}`;
+  const userKeys = (user: string): [string, string, string] => [
+    `${prefix}:user:${user}`,
+    `${prefix}:user:${user}:meta`,
+    `${prefix}:user:${user}:nbf`,
+  ];
+  const keysOf = (ref: SessionRef): string[] => [tombKey(ref.tomb), ...userKeys(ref.user), ownerKey(ref.tomb)];
+  // Scripts that touch only the user's keys still declare five, in the same order, so that one layout serves all.
+  const keysOfUser = (user: string): string[] => [tombKey('-'), ...userKeys(user), ownerKey('-')];
+  const run = (source: string, keys: string[], args: Array<string | number>, limit = timeoutMs): Promise<unknown> =>
+    redis.eval(source, keys, args.map(String), { timeoutMs: limit });
+  const owner = (ref: SessionRef): string => `${ref.user} ${ref.handle}`;
+
+  async function drop(ref: SessionRef, now: number, tombstoneTtlMs?: number): Promise<void> {
+    await run(DROP, keysOf(ref), [ref.handle, now, tombstoneTtlMs ?? 0]);
+  }
+
+  return {
+    async add(tomb, ttlMs) {
+      const found = await run(BURY, [tombKey(tomb), ownerKey(tomb)], [ttlMs]);
+      if (typeof found !== 'string') return;
+      const [user, handle] = found.split(' ');
+      if (!user || !handle) return;
+      await run(DROP, [tombKey(tomb), ...userKeys(user), ownerKey(tomb)], [handle, Date.now(), 0]);
+    },
+    has: (tomb) => redis.exists(tombKey(tomb), { timeoutMs }),
+    async check(ref, times, userAgent) {
+      return verdictOf(
+        await run(CHECK, keysOf(ref), [
+          ref.handle,
+          ref.sid,
+          times.now,
+          times.expiresAt,
+          SEEN_EVERY_MS,
+          owner(ref),
+          userAgent ?? '',
+        ]),
+      );
+    },
+    async admit(ref, times, userAgent) {
+      return verdictOf(
+        await run(ADMIT, keysOf(ref), [
+          ref.handle,
+          ref.sid,
+          times.now,
+          times.expiresAt,
+          times.createdAt,
+          owner(ref),
+          userAgent ?? '',
+        ]),
+      );
+    },
+    async recheck(ref) {
+      return verdictOf(await run(RECHECK, keysOf(ref), [ref.handle]));
+    },
+    async mark(user, now, except, ttlMs) {
+      // Not on a request's path: a user with many sessions takes longer than a read.
+      return entriesOf(await run(MARK, keysOfUser(user), [now, except ?? '', ttlMs], Math.max(timeoutMs, 5000)));
+    },
+    async entries(user, now) {
+      return entriesOf(await run(ENTRIES, keysOfUser(user), [now], Math.max(timeoutMs, 5000)));
+    },
+    drop,
+    async close() {
+      if (owned) await redis.close();
+    },
+  };
+}
