@@ -5,6 +5,7 @@
  * on the other process, a login right after, expiry, regenerate(), Polar down during the fan-out.
  */
 import path from 'node:path';
+import type * as lib from '../../lib';
 import { startFakePolar, type FakePolar } from '../../lib/testing';
 import { bundleLibrary, startChild, type Bundle, type Child } from '../outbox/support/children';
 import {
@@ -295,6 +296,34 @@ describeWithRedis('log out everywhere across two app processes', () => {
     }
     await expectSignedOut([...raced, ...held.filter((b): b is Browser => b !== undefined)]);
     expect(await list(B, user)).toEqual([]);
+  });
+
+  it("two 'everywhere' at once from two devices on two processes: all ended, no other session ended twice", async () => {
+    const user = newUser();
+    const browsers: Browser[] = [];
+    for (let i = 0; i < 8; i += 1) browsers.push(await signIn(i % 2 ? B : A, user));
+    const callsBefore = fake.calls.length;
+    const [one, two] = await Promise.all([
+      logout(A, browsers[0]!.cookie, 'everywhere', true),
+      logout(B, browsers[1]!.cookie, 'everywhere', true),
+    ]);
+    expect([one.status, two.status]).toEqual([200, 200]);
+    const summaries = [
+      ((await one.json()) as { sessions: lib.SessionsLogoutSummary }).sessions,
+      ((await two.json()) as { sessions: lib.SessionsLogoutSummary }).sessions,
+    ];
+    await expectSignedOut(browsers);
+    for (const token of tokensOf(browsers)) expect(revokedAtPolar(fake, token)).toBe(true);
+    expect(await list(A, user)).toEqual([]);
+    // Each of the six other sessions was ended, and its tokens sent to Polar, by one of the two logouts only. (Each
+    // logout's own session follows its usual line, and the other logout may end it meanwhile: those two may count
+    // twice.) Before the fix, each logout ended all eight: 16 sessions, 32 calls.
+    const others = tokensOf(browsers.slice(2));
+    for (const token of others) expect(fake.calls.slice(callsBefore).filter((c) => c.token === token)).toHaveLength(1);
+    const ended = summaries[0]!.sessions + summaries[1]!.sessions;
+    expect(ended).toBeGreaterThanOrEqual(8);
+    expect(ended).toBeLessThanOrEqual(10);
+    expect(summaries[0]!.revoked + summaries[1]!.revoked).toBe(fake.calls.length - callsBefore);
   });
 
   it('a slow request in flight on the other process that saves after the logout does not bring the session back', async () => {
