@@ -28,7 +28,7 @@ import {
   type InProcessApp,
 } from './support/client';
 import { COOKIE_SECRET } from './support/sessions-app.cjs';
-import { indexKeyHolding, keysWithoutExpiry, ownerKeyOf, shared } from './support/redis-keys';
+import { indexKeyHolding, keysWithoutExpiry, ownerKeyOf, shared, tombstoneKeyOf } from './support/redis-keys';
 
 let fake: FakePolar;
 let revoker: lib.PolarRevoker;
@@ -388,6 +388,47 @@ function suite(kind: Kind): void {
     });
   }
 }
+
+describeWithRedis('ending sessions while Redis is slow', () => {
+  it('every ended session keeps its tombstone and leaves the index, though Redis holds writes for longer than timeoutMs', async () => {
+    const redisClient = client!;
+    /** connect-redis whose next get() makes Redis hold writes (and forget its scripts) before it answers. */
+    class SlowingStore extends RedisStore {
+      armed = false;
+      override async get(sid: string, cb?: (err: unknown, data?: session.SessionData | null) => unknown) {
+        if (this.armed) {
+          this.armed = false;
+          // As after a failover or a restart (scripts gone) under load: writes wait 800 ms, past timeoutMs (300).
+          await redisClient.scriptFlush();
+          await redisClient.sendCommand(['CLIENT', 'PAUSE', '800', 'WRITE']);
+        }
+        return (await super.get(sid, cb)) as unknown;
+      }
+    }
+    const inner = new SlowingStore({ client: redisClient, prefix: 'slow:' });
+    const registry = lib.createSessionRegistry({ store: inner, userIdOf, redis: shared(redisClient) });
+    const app = await startInProcessApp(lib, { store: registry.store, sessions: registry, polar: polar() });
+    try {
+      const user = newUser();
+      const browsers = [await login(app, fake, user), await login(app, fake, user), await login(app, fake, user)];
+      const indexKey = await indexKeyHolding(redisClient, browsers[0]!.handle!);
+      inner.armed = true;
+      const summary = await registry.logoutUser(user, { revoker });
+      expect(summary).toEqual({ sessions: 3, revoked: 6, queued: 0, failed: 0 });
+      for (const b of browsers) {
+        expect(await redisClient.exists(`slow:${b.sessionId}`)).toBe(0);
+        expect(await redisClient.pTTL(tombstoneKeyOf(b.sessionId))).toBeGreaterThan(0);
+        expect(await redisClient.exists(ownerKeyOf(b.sessionId))).toBe(0);
+      }
+      expect(await redisClient.exists(indexKey)).toBe(0);
+      expect(await redisClient.exists(`${indexKey}:meta`)).toBe(0);
+    } finally {
+      await redisClient.sendCommand(['CLIENT', 'UNPAUSE']);
+      await app.close();
+      await registry.close();
+    }
+  });
+});
 
 describe('options', () => {
   const store = new session.MemoryStore();
