@@ -84,15 +84,18 @@ if owner then redis.call('DEL', KEYS[2]) end
 return owner
 `);
 
-/** Removes an entry (and, with ARGV[3] > 0, records the tombstone). ARGV: handle, now, tombstoneTtlMs. */
+/**
+ * Removes an entry (and, with ARGV[3] > 0, records the tombstone). ARGV: handle, now, tombstoneTtlMs. Returns 1 when
+ * the entry was there (this call removed it), else 0.
+ */
 export const DROP = script(`${PRELUDE}
 local handle = ARGV[1]
 if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[1], '1', 'PX', ARGV[3]) end
-redis.call('ZREM', KEYS[2], handle)
+local removed = redis.call('ZREM', KEYS[2], handle)
 redis.call('HDEL', KEYS[3], handle, handle .. ':c', handle .. ':s', handle .. ':a')
 redis.call('DEL', KEYS[5])
 prune(KEYS[2], KEYS[3], tonumber(ARGV[2]))
-return 1
+return removed
 `);
 
 /** The user's entries, pruned. KEYS[2] index, KEYS[3] entries. ARGV: now. Returns flat [handle, sid, c, s, a]*. */

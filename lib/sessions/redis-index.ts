@@ -54,8 +54,8 @@ export function createRedisIndex({ redis, timeoutMs, owned }: RedisIndexOptions)
     redis.eval(source, keys, args.map(String), { timeoutMs: limit });
   const owner = (ref: SessionRef): string => `${ref.user} ${ref.handle}`;
 
-  async function drop(ref: SessionRef, now: number, tombstoneTtlMs?: number): Promise<void> {
-    await run(DROP, keysOf(ref), [ref.handle, now, tombstoneTtlMs ?? 0]);
+  async function drop(ref: SessionRef, now: number, tombstoneTtlMs?: number): Promise<boolean> {
+    return (await run(DROP, keysOf(ref), [ref.handle, now, tombstoneTtlMs ?? 0])) === 1;
   }
 
   return {

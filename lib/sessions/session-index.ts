@@ -47,8 +47,11 @@ export interface SessionIndex extends SessionTombstones {
   mark(user: string, now: number, except: string | undefined, ttlMs: number): IndexEntry[] | Promise<IndexEntry[]>;
   /** The user's entries, expired ones pruned. */
   entries(user: string, now: number): IndexEntry[] | Promise<IndexEntry[]>;
-  /** Removes an entry; with `tombstoneTtlMs`, records the session's tombstone in the same step. */
-  drop(ref: SessionRef, now: number, tombstoneTtlMs?: number): void | Promise<void>;
+  /**
+   * Removes an entry; with `tombstoneTtlMs`, records the session's tombstone in the same step. True when this call
+   * removed it: of two logouts ending the same session at once, only that one ends it (revokes, counts).
+   */
+  drop(ref: SessionRef, now: number, tombstoneTtlMs?: number): boolean | Promise<boolean>;
   close(): Promise<void>;
 }
 
