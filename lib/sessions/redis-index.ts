@@ -54,8 +54,12 @@ export function createRedisIndex({ redis, timeoutMs, owned }: RedisIndexOptions)
     redis.eval(source, keys, args.map(String), { timeoutMs: limit });
   const owner = (ref: SessionRef): string => `${ref.user} ${ref.handle}`;
 
+  // Ending sessions (and list()'s pruning) is not a read on a request's path: like mark(), it may wait longer. A
+  // drop given up too early is worse than slow: a script Redis has to be sent again (NOSCRIPT) is then never sent,
+  // and the session is destroyed without its tombstone while its entry stays.
   async function drop(ref: SessionRef, now: number, tombstoneTtlMs?: number): Promise<boolean> {
-    return (await run(DROP, keysOf(ref), [ref.handle, now, tombstoneTtlMs ?? 0])) === 1;
+    const limit = Math.max(timeoutMs, 5000);
+    return (await run(DROP, keysOf(ref), [ref.handle, now, tombstoneTtlMs ?? 0], limit)) === 1;
   }
 
   return {
