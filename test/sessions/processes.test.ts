@@ -61,7 +61,7 @@ describeWithRedis('log out everywhere across two app processes', () => {
       POLAR_BASE_URL: fake.url,
       REDIS_URL: redis.url,
       OUTBOX: 'redis',
-      LOGOUT_TIMEOUT_MS: '2000',
+      LOGOUT_TIMEOUT_MS: '5000', // generous: the machine may be loaded
     });
     children.push(child);
     const { port } = await child.waitFor((r) => r.type === 'listening', 20_000, `${name} to listen`);
@@ -313,17 +313,18 @@ describeWithRedis('log out everywhere across two app processes', () => {
       ((await two.json()) as { sessions: lib.SessionsLogoutSummary }).sessions,
     ];
     await expectSignedOut(browsers);
-    for (const token of tokensOf(browsers)) expect(revokedAtPolar(fake, token)).toBe(true);
     expect(await list(A, user)).toEqual([]);
-    // Each of the six other sessions was ended, and its tokens sent to Polar, by one of the two logouts only. (Each
-    // logout's own session follows its usual line, and the other logout may end it meanwhile: those two may count
-    // twice.) Before the fix, each logout ended all eight: 16 sessions, 32 calls.
-    const others = tokensOf(browsers.slice(2));
-    for (const token of others) expect(fake.calls.slice(callsBefore).filter((c) => c.token === token)).toHaveLength(1);
+    await waitUntil(() => tokensOf(browsers).every((t) => revokedAtPolar(fake, t)), 15_000, 'every token revoked');
+    // Each of the six other sessions was ended, and its tokens handled, by one of the two logouts only. (Each logout's
+    // own session follows its usual line, and the other logout may end it meanwhile: those two may count twice.)
+    // Before the fix, each logout ended all eight: 16 sessions, 32 tokens.
     const ended = summaries[0]!.sessions + summaries[1]!.sessions;
     expect(ended).toBeGreaterThanOrEqual(8);
     expect(ended).toBeLessThanOrEqual(10);
-    expect(summaries[0]!.revoked + summaries[1]!.revoked).toBe(fake.calls.length - callsBefore);
+    const handled = summaries.reduce((n, x) => n + x.revoked + x.queued + x.failed, 0);
+    expect(handled).toBeGreaterThanOrEqual(16);
+    expect(handled).toBeLessThanOrEqual(20);
+    expect(fake.calls.length - callsBefore).toBeLessThanOrEqual(20);
   });
 
   it('a slow request in flight on the other process that saves after the logout does not bring the session back', async () => {
