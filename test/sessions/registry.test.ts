@@ -430,6 +430,94 @@ describeWithRedis('ending sessions while Redis is slow', () => {
   });
 });
 
+describeWithRedis("the index's Redis gone during a logout", () => {
+  interface Gone {
+    app: InProcessApp;
+    inner: session.MemoryStore;
+    user: string;
+    browsers: Browser[];
+    close(): Promise<void>;
+  }
+  /** Three sessions of a user in a MemoryStore (they stay readable), the index on a Redis then killed. */
+  async function indexGone(): Promise<Gone> {
+    const own = await startRedisServer();
+    const inner = new session.MemoryStore();
+    const registry = lib.createSessionRegistry({ store: inner, userIdOf, redis: own.url });
+    const app = await startInProcessApp(lib, { store: registry.store, sessions: registry, polar: polar() });
+    const user = newUser();
+    const browsers = [await login(app, fake, user), await login(app, fake, user), await login(app, fake, user)];
+    await own.kill();
+    return {
+      app,
+      inner,
+      user,
+      browsers,
+      async close() {
+        await app.close();
+        await registry.close();
+        await own.stop();
+      },
+    };
+  }
+  const post = (app: InProcessApp, path: string, cookie: string) =>
+    fetch(`${app.url}${path}`, { method: 'POST', headers: { cookie, accept: 'application/json' } });
+
+  it("'others' ends nothing and fails with 503 SESSION_INDEX_FAILED", async () => {
+    const g = await indexGone();
+    try {
+      const res = await post(g.app, '/logout/others', g.browsers[0]!.cookie);
+      expect(res.status).toBe(503);
+      expect(await res.json()).toEqual({ error: 'SESSION_INDEX_FAILED' });
+      for (const b of g.browsers) {
+        expect((await whoami(g.app, b.cookie)).user).toBe(g.user);
+        expect(fake.isActive(b.tokens.refreshToken)).toBe(true);
+      }
+    } finally {
+      await g.close();
+    }
+  }, 30_000);
+
+  it("'everywhere' logs the current session out and ends nothing else", async () => {
+    const g = await indexGone();
+    try {
+      const [current, ...others] = g.browsers as [Browser, ...Browser[]];
+      const started = performance.now();
+      const res = await post(g.app, '/logout/everywhere', current.cookie);
+      const elapsed = performance.now() - started;
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ loggedOut: true, sessions: { sessions: 1, revoked: 2 } });
+      expect(await stored(g.inner, current.sessionId)).toBeNull();
+      expect(revokedAtPolar(fake, current.tokens.refreshToken)).toBe(true);
+      for (const b of others) {
+        expect(await stored(g.inner, b.sessionId)).not.toBeNull();
+        expect(fake.isActive(b.tokens.refreshToken)).toBe(true);
+      }
+      expect(elapsed).toBeLessThan(15_000);
+    } finally {
+      await g.close();
+    }
+  }, 30_000);
+
+  // KNOWN DEFECT (lib/middleware.ts, finish()): the README promises `error: { code: 'SESSION_INDEX_FAILED' }` in the
+  // event when the index does not answer, but the index's Redis also holds the tombstones, so the current session's
+  // destroy fails to record its tombstone too, and TOMBSTONE_FAILED (spread last) replaces SESSION_INDEX_FAILED: the
+  // audit never says that the other sessions are still alive. Remove `.failing` once fixed.
+  it.failing(
+    "'everywhere': its audit event says the other sessions could not be ended",
+    async () => {
+      const g = await indexGone();
+      try {
+        await post(g.app, '/logout/everywhere', g.browsers[0]!.cookie);
+        const event = g.app.records.filter((r) => r.type === 'logout').at(-1)?.event;
+        expect(event).toMatchObject({ scope: 'everywhere', loggedOut: true, error: { code: 'SESSION_INDEX_FAILED' } });
+      } finally {
+        await g.close();
+      }
+    },
+    30_000,
+  );
+});
+
 describe('options', () => {
   const store = new session.MemoryStore();
 
