@@ -16,6 +16,8 @@ const { default: helmet } = require('helmet');
 // Imported by its package name, exactly as in your app (this repository resolves it to its own build in dist/).
 const { polarLogout, createPolarRevoker, PolarLogoutError } = require('express-polar-logout');
 const pages = require('./pages');
+const { describeDevice } = require('./devices');
+const { refuseCrossSite } = require('./same-origin');
 const { createOutbox } = require('./outbox');
 const { metricsHandler, startMetrics } = require('./metrics');
 const { createPolarOAuthClient, OAuthError, POLAR_SERVERS } = require('./polar-oauth');
@@ -65,6 +67,14 @@ function sessionCall(req, method) {
   return new Promise((resolve, reject) =>
     req.session[method]((/** @type {unknown} */ err) => (err ? reject(err) : resolve())),
   );
+}
+
+/**
+ * @param {import('express-polar-logout').SessionsLogoutSummary} summary
+ * @returns {string} e.g. "2 session(s) ended, tokens: 4 revoked, 0 queued, 0 failed"
+ */
+function summaryText({ sessions, revoked, queued, failed }) {
+  return `${sessions} session(s) ended, tokens: ${revoked} revoked, ${queued} queued, ${failed} failed`;
 }
 
 /**
@@ -133,9 +143,17 @@ async function createExampleApp(config, options = {}) {
     /** @param {import('express-polar-logout').TokenOutcome} outcome */
     const queued = (outcome) =>
       outcome.queued === undefined ? '' : outcome.queued ? ' (queued)' : ' (NOT queued: outbox unavailable)';
+    if (event.scope === 'others') {
+      // This session stays: no token of its own was touched, only the others ended.
+      const result = event.error ? `FAILED (${event.error.code})` : 'done';
+      const ended = event.sessions ? summaryText(event.sessions) : 'nothing ended';
+      log(`sign out everywhere else ${result}: ${ended}, session ${event.sessionIdHash ?? '-'}`);
+      return;
+    }
+    const ended = event.sessions ? `, ${event.scope}: ${summaryText(event.sessions)}` : '';
     log(
       `logout ${event.loggedOut ? 'done' : `FAILED (${event.error?.code})`}: access token ${at.status}${queued(at)}, ` +
-        `refresh token ${rt.status}${queued(rt)}, ${event.durationMs} ms, session ${event.sessionIdHash ?? '-'}`,
+        `refresh token ${rt.status}${queued(rt)}, ${event.durationMs} ms, session ${event.sessionIdHash ?? '-'}${ended}`,
     );
   };
 
@@ -155,14 +173,20 @@ async function createExampleApp(config, options = {}) {
   };
 
   const client = { clientId: polar.clientId, clientSecret: polar.clientSecret, ...polar.revocation };
+  /** @type {import('express-polar-logout').PolarLogoutHandler[]} */
+  const logouts = [];
   let logout;
   let revoker;
   let sessionStore;
   let outbox;
   try {
-    // For tokens to give back outside a logout (a sign-in that fails half-way).
-    revoker = createPolarRevoker(client);
+    // The sessions (wrapped by the session registry) and, with REDIS_URL, the Redis connection they use.
     sessionStore = await createSessionStore({ redisUrl: config.redisUrl, log });
+    // With Redis, the rate budget is shared with the outbox's worker and every other instance of the app, over
+    // the sessions' connection.
+    const budget = sessionStore.client ? { redis: sessionStore.client } : {};
+    // For tokens to give back outside a logout: a sign-in that fails half-way, "sign out this device".
+    revoker = createPolarRevoker({ ...client, ...budget });
     // Where tokens go when Polar cannot revoke them at logout: revoked later, outcome on the audit page.
     outbox = await createOutbox({
       client,
@@ -171,15 +195,23 @@ async function createExampleApp(config, options = {}) {
       backoff: options.outboxBackoff,
     });
     // The point of the example. Its options are checked here, at start-up.
-    logout = polarLogout({
+    /** @type {import('express-polar-logout').PolarLogoutOptions} */
+    const logoutOptions = {
       ...client,
-      // With Redis, the rate budget is shared with the outbox's worker and every other instance of the app.
-      ...(config.redisUrl ? { redis: config.redisUrl } : {}),
+      ...budget,
       cookieName: SESSION_COOKIE,
       redirectTo: '/signed-out',
       onLogout: recordLogout,
       outbox: outbox.outbox,
-    });
+      // The registry: a logout also leaves the per-user index, and the scopes below can find the other sessions.
+      sessions: sessionStore.sessions,
+    };
+    logout = polarLogout(logoutOptions);
+    logouts.push(logout);
+    // "Sign out everywhere else": this session stays, back to the sessions page.
+    logouts.push(polarLogout({ ...logoutOptions, scope: 'others', redirectTo: '/sessions' }));
+    // "Sign out everywhere": every session of the user, this one included.
+    logouts.push(polarLogout({ ...logoutOptions, scope: 'everywhere' }));
     // A wrong secret or URL shows here, at start-up, not weeks later in the audit log.
     const check = options.verifyAtStartup === false ? { ok: /** @type {const} */ (true) } : await logout.verify();
     if (!check.ok) {
@@ -192,7 +224,7 @@ async function createExampleApp(config, options = {}) {
       );
     }
   } catch (err) {
-    logout?.close();
+    for (const handler of logouts) handler.close();
     await outbox?.close();
     revoker?.close();
     await sessionStore?.close();
@@ -330,7 +362,41 @@ async function createExampleApp(config, options = {}) {
     res.redirect(303, '/');
   });
 
+  const [logoutOthers, logoutEverywhere] = logouts.slice(1);
+  const sessions = sessionStore.sessions;
   app.post('/logout', logout);
+  app.post('/logout/others', /** @type {import('express').RequestHandler} */ (logoutOthers));
+  app.post('/logout/everywhere', /** @type {import('express').RequestHandler} */ (logoutEverywhere));
+
+  // "Your sessions": every session of the signed-in user, from the registry's index.
+  app.get('/sessions', async (req, res) => {
+    const user = sessionOf(req).user;
+    if (!user) return res.redirect(303, '/');
+    const current = sessions.idOf(req);
+    // This device first, then the others, most recently seen first (list()'s order).
+    const list = (await sessions.list(user.sub)).sort((a, b) => Number(b.id === current) - Number(a.id === current));
+    render(res, pages.sessionsPage({ polarLabel: polar.label, sessions: list, current, describeDevice }));
+  });
+
+  // "Sign out this device": one of the user's other sessions, by its handle from the page. The user id comes from
+  // this session, so a handle of someone else's session finds nothing.
+  app.post('/sessions/:id/logout', refuseCrossSite, async (req, res) => {
+    const user = sessionOf(req).user;
+    if (!user) return res.redirect(303, '/');
+    const id = String(req.params.id);
+    if (id === sessions.idOf(req)) {
+      return renderError(
+        res,
+        400,
+        'This is your current session',
+        'Use Sign out to sign out the device you are using.',
+      );
+    }
+    const summary = await sessions.logoutSession(user.sub, id, { revoker, outbox: outbox.outbox });
+    log(`sign out a device: ${summaryText(summary)}`);
+    if (req.accepts(['html', 'json']) === 'json') return res.json({ sessions: summary });
+    res.redirect(303, '/sessions');
+  });
 
   app.get('/signed-out', (_req, res) => {
     render(res, pages.signedOut({ polarLabel: polar.label }));
@@ -389,7 +455,7 @@ async function createExampleApp(config, options = {}) {
     settledEvents: /** @type {readonly import('express-polar-logout').OutboxSettledEvent[]} */ (settledEvents),
     /** Stops the outbox (calls in flight finish; in memory, tokens still queued are lost), then the rest. */
     async close() {
-      logout.close();
+      for (const handler of logouts) handler.close();
       await outbox.close();
       revoker.close();
       await sessionStore.close();

@@ -106,7 +106,78 @@ function homeSignedIn({ polarLabel, user, expiresAt }) {
       </form>
       <p class="hint">
         Signing out revokes your Polar access and refresh tokens, destroys the session and clears its cookie.
+      </p>
+      <p>
+        <a href="/sessions" id="your-sessions">Your sessions</a>: where else you are signed in, and signing them out.
       </p>`,
+  });
+}
+
+/** @param {Date} at @returns {SafeHtml} e.g. 2025-06-01 14:03 UTC, in a <time> element */
+function minuteTime(at) {
+  const iso = at.toISOString();
+  return html`<time datetime="${iso}">${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC</time>`;
+}
+
+/**
+ * One row per session of the user. Each row names its session by the registry's handle only (in the form's
+ * action): never a session id, token or user id.
+ * @param {{
+ *   polarLabel: string,
+ *   sessions: readonly import('express-polar-logout').SessionInfo[],
+ *   current: string | undefined,
+ *   describeDevice: (userAgent: string | undefined) => string,
+ * }} context
+ */
+function sessionsPage({ polarLabel, sessions, current, describeDevice }) {
+  const rows = sessions.map((s) => {
+    const here = s.id === current;
+    return html`<tr class="${here ? 'current' : 'other'}">
+      <td class="device">${describeDevice(s.userAgent)}</td>
+      <td>${minuteTime(s.createdAt)}</td>
+      <td>${minuteTime(s.lastSeenAt)}</td>
+      <td>
+        ${
+          here
+            ? html`<span class="this-device">This device</span>`
+            : html`<form method="post" action="/sessions/${encodeURIComponent(s.id)}/logout">
+                <button type="submit" class="button small">Sign out this device</button>
+              </form>`
+        }
+      </td>
+    </tr>`;
+  });
+  return layout({
+    title: 'Your sessions',
+    polarLabel,
+    body: html`<h1>Your sessions</h1>
+      <p>
+        Everywhere you are signed in with this Polar account. Signing a session out revokes its Polar tokens and ends it
+        at once, on every instance of this app.
+      </p>
+      <table id="sessions">
+        <thead>
+          <tr>
+            <th>Device</th>
+            <th>Signed in (UTC)</th>
+            <th>Last seen (UTC)</th>
+            <th></th>
+          </tr>
+        </thead>
+        <tbody>
+          ${rows}
+        </tbody>
+      </table>
+      <p class="hint">"Last seen" is updated at most once a minute.</p>
+      <div class="actions">
+        <form method="post" action="/logout/others">
+          <button type="submit" class="button">Sign out everywhere else</button>
+        </form>
+        <form method="post" action="/logout/everywhere">
+          <button type="submit" class="button danger">Sign out everywhere</button>
+        </form>
+      </div>
+      <p><a href="/">Back to the home page</a></p>`,
   });
 }
 
@@ -135,6 +206,21 @@ function outcomeCell(outcome) {
   return html`<td class="${outcome.queued ? 'queued' : outcome.status}">${outcome.status}${detail}${queued}</td>`;
 }
 
+/**
+ * What a logout did to the user's sessions: this one, the others ('others'), or all of them ('everywhere').
+ * @param {import('express-polar-logout').LogoutEvent} e
+ */
+function resultCell(e) {
+  const ended = e.sessions ? ` (${e.sessions.sessions} session(s) ended)` : '';
+  if (e.scope === 'others') {
+    return e.error
+      ? html`<td class="failed">others not signed out (${e.error.code})</td>`
+      : html`<td class="revoked">signed out everywhere else${ended}</td>`;
+  }
+  if (!e.loggedOut) return html`<td class="failed">not signed out (${e.error?.code ?? 'unknown'})</td>`;
+  return html`<td class="revoked">${e.scope === 'everywhere' ? `signed out everywhere${ended}` : 'signed out'}</td>`;
+}
+
 /** @param {import('express-polar-logout').OutboxCounts | undefined} counts */
 function pendingText(counts) {
   if (!counts) return 'The outbox did not answer: its Redis may be unreachable.';
@@ -157,10 +243,7 @@ function audit({ polarLabel, events, settled, outbox, limit }) {
     (e) =>
       html`<tr>
         <td><time datetime="${e.at}">${e.at}</time></td>
-        <td class="${e.loggedOut ? 'revoked' : 'failed'}">
-          ${e.loggedOut ? 'signed out' : `not signed out (${e.error?.code ?? 'unknown'})`}
-        </td>
-        ${outcomeCell(e.revocation.accessToken)} ${outcomeCell(e.revocation.refreshToken)}
+        ${resultCell(e)} ${outcomeCell(e.revocation.accessToken)} ${outcomeCell(e.revocation.refreshToken)}
         <td>${e.sessionDestroyed ? 'yes' : 'no'}</td>
         <td>${e.durationMs} ms</td>
         <td><code>${e.sessionIdHash ?? '-'}</code></td>
@@ -247,4 +330,14 @@ function errorPage({ polarLabel, title, message }) {
   });
 }
 
-module.exports = { html, escapeHtml, SafeHtml, homeSignedOut, homeSignedIn, signedOut, audit, errorPage };
+module.exports = {
+  html,
+  escapeHtml,
+  SafeHtml,
+  homeSignedOut,
+  homeSignedIn,
+  sessionsPage,
+  signedOut,
+  audit,
+  errorPage,
+};

@@ -4,10 +4,15 @@
  * The session store: express-session's in-memory store by default, or Redis (connect-redis + node-redis)
  * when REDIS_URL is set, as most apps that run more than one instance do. A Redis that cannot be reached
  * stops the app at start-up with a clear message instead of failing the first request.
+ *
+ * The store is wrapped by the session registry (createSessionRegistry): it indexes every signed-in session by
+ * its Polar user, for the "Your sessions" page and "sign out everywhere", and keeps ended sessions ended. Its
+ * index lives in the same Redis, over the same connection, or in memory without REDIS_URL.
  */
 const session = require('express-session');
 const { RedisStore } = require('connect-redis');
 const { createClient } = require('redis');
+const { createSessionRegistry } = require('express-polar-logout');
 
 /** Sessions live under this prefix, so the example can share a Redis with other things. */
 const REDIS_PREFIX = 'polar-example:sess:';
@@ -24,7 +29,11 @@ class StartupError extends Error {
 
 /**
  * @typedef {object} SessionStoreHandle
- * @property {session.Store} store
+ * @property {session.Store} store What express-session uses: the app's store wrapped by the registry.
+ * @property {session.Store} inner The app's store itself (MemoryStore or connect-redis), unwrapped.
+ * @property {import('express-polar-logout').SessionRegistry} sessions The per-user session registry.
+ * @property {import('express-polar-logout').SharedRedis | undefined} client With REDIS_URL: the one connection the
+ *   sessions and their index use, for the rate budget to share too (close() closes it).
  * @property {'memory' | 'redis'} kind
  * @property {string} description For the start-up banner; never holds a password.
  * @property {string | undefined} prefix Key prefix in Redis.
@@ -41,17 +50,48 @@ function describeRedis(redisUrl) {
 }
 
 /**
+ * Who a stored session belongs to: the Polar user the sign-in stored. A sign-in in progress (no user yet) is
+ * anonymous and not indexed.
+ * @param {Record<string, unknown>} data
+ */
+function userIdOf(data) {
+  const user = /** @type {{ sub?: unknown } | undefined} */ (data.user);
+  return user?.sub;
+}
+
+/**
+ * @param {session.Store} inner
+ * @param {import('express-polar-logout').SharedRedis | undefined} redis
+ * @param {(message: string) => void} log
+ */
+function registryFor(inner, redis, log) {
+  return createSessionRegistry({
+    store: inner,
+    ...(redis ? { redis } : {}),
+    userIdOf,
+    // A cookie of a session that was signed out elsewhere came back: it is refused, not signed in again.
+    onRefused: ({ operation, sessionIdHash }) =>
+      log(`refused a signed-out session (${operation}), session ${sessionIdHash ?? '-'}`),
+  });
+}
+
+/**
  * @param {{ redisUrl?: string | undefined, log?: (message: string) => void }} options
  * @returns {Promise<SessionStoreHandle>}
  */
 async function createSessionStore({ redisUrl, log = (message) => console.error(message) }) {
   if (!redisUrl) {
+    const inner = new session.MemoryStore();
+    const sessions = registryFor(inner, undefined, log);
     return {
-      store: new session.MemoryStore(),
+      store: sessions.store,
+      inner,
+      sessions,
+      client: undefined,
       kind: 'memory',
-      description: 'in memory',
+      description: 'in memory (one process only)',
       prefix: undefined,
-      close: async () => {},
+      close: () => sessions.close(),
     };
   }
   const where = describeRedis(redisUrl);
@@ -90,13 +130,20 @@ async function createSessionStore({ redisUrl, log = (message) => console.error(m
     );
   }
   connected = true;
+  const inner = new RedisStore({ client, prefix: REDIS_PREFIX });
+  // One connection for the sessions and their per-user index (the registry never closes a client it was given).
+  const sessions = registryFor(inner, client, log);
   return {
-    store: new RedisStore({ client, prefix: REDIS_PREFIX }),
+    store: sessions.store,
+    inner,
+    sessions,
+    client,
     kind: 'redis',
     description: `in Redis at ${where}`,
     prefix: REDIS_PREFIX,
     close: async () => {
       connected = false;
+      await sessions.close();
       if (client.isOpen) await client.close();
     },
   };

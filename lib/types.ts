@@ -47,8 +47,7 @@ export interface PolarClientOptions {
  * A Redis shared by every instance of the app: a `redis://` or `rediss://` URL, or an ioredis (5, 6; Sentinel,
  * Cluster) or node-redis (5, 6; cluster) client. A client you pass is never closed by the library.
  */
-export type SharedRedis =
-  string | { duplicate(...args: never[]): unknown; on(event: string, listener: (...args: never[]) => void): unknown };
+export type SharedRedis = string | { duplicate(...args: never[]): unknown };
 
 /** Options of the standalone revocation client. */
 export interface PolarRevokerOptions extends PolarClientOptions {

@@ -79,7 +79,7 @@ function resolveBackoff(value: unknown): OutboxConfig['backoff'] {
   return { initialDelayMs, maxDelayMs };
 }
 
-function resolveKey(value: unknown, option: string): Buffer {
+export function resolveKey(value: unknown, option: string): Buffer {
   if (typeof value === 'string') {
     if (value.length < MIN_KEY_LENGTH) {
       throw invalidOption(

@@ -29,7 +29,8 @@ local function ended(markKey, handle, created)
   return created == nil or created <= at
 end
 local function write(handle, sid, created, now, expires, owner, ua)
-  redis.call('HSET', KEYS[3], handle, sid, handle .. ':c', created, handle .. ':s', now)
+  if sid ~= '' then redis.call('HSET', KEYS[3], handle, sid) end
+  redis.call('HSET', KEYS[3], handle .. ':c', created, handle .. ':s', now)
   if ua ~= '' then redis.call('HSETNX', KEYS[3], handle .. ':a', ua) end
   local old = tonumber(redis.call('ZSCORE', KEYS[2], handle))
   if not old or expires > old then
@@ -40,7 +41,10 @@ local function write(handle, sid, created, now, expires, owner, ua)
 end
 `;
 
-/** A read. ARGV: handle, sid, now, expires, seenEveryMs, owner, userAgent. Returns the verdict. */
+/**
+ * A read. ARGV: handle, sid ('' to ask first), now, expires, seenEveryMs, owner, userAgent. Returns the verdict, or
+ * 'unknown' for a session the index does not know when no sid was given (the caller seals it and asks again).
+ */
 export const CHECK = script(`${PRELUDE}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'destroyed' end
 local handle = ARGV[1]
@@ -49,9 +53,10 @@ local info = redis.call('HMGET', KEYS[3], handle .. ':c', handle .. ':s')
 local created = tonumber(info[1])
 if ended(KEYS[4], handle, created) then return 'ended' end
 if created == nil then
+  if ARGV[2] == '' then return 'unknown' end
   write(handle, ARGV[2], now, now, tonumber(ARGV[4]), ARGV[6], ARGV[7])
 elseif now - (tonumber(info[2]) or 0) >= tonumber(ARGV[5]) then
-  write(handle, ARGV[2], created, now, tonumber(ARGV[4]), ARGV[6], '')
+  write(handle, '', created, now, tonumber(ARGV[4]), ARGV[6], '')
 end
 return 'ok'
 `);

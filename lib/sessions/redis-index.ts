@@ -4,7 +4,9 @@
  * failure means (reads fail open, writes are refused).
  */
 import type { RedisAdapter } from '../redis';
+import createDebug from 'debug';
 import type { SessionRef } from './keys';
+import type { SessionIdSealer } from './seal';
 import { ADMIT, BURY, CHECK, DROP, ENTRIES, MARK, RECHECK } from './redis-index-scripts';
 import { SEEN_EVERY_MS, type IndexEntry, type SessionIndex, type Verdict } from './session-index';
 
@@ -14,19 +16,28 @@ export interface RedisIndexOptions {
   timeoutMs: number;
   /** Whether close() closes the connection (opened for a URL). */
   owned: boolean;
+  /** Seals the session ids the index keeps (encryptionKey), or keeps them as they are. */
+  sealer: SessionIdSealer;
 }
 
-function verdictOf(reply: unknown): Verdict {
-  if (reply === 'ok' || reply === 'destroyed' || reply === 'ended') return reply;
+const debug = createDebug('express-polar-logout:sessions');
+
+function verdictOf(reply: unknown): Verdict | 'unknown' {
+  if (reply === 'ok' || reply === 'destroyed' || reply === 'ended' || reply === 'unknown') return reply;
   throw new Error('unexpected reply from the session index script');
 }
 
-function entriesOf(reply: unknown): IndexEntry[] {
+function entriesOf(reply: unknown, sealer: SessionIdSealer): IndexEntry[] {
   if (!Array.isArray(reply)) throw new Error('unexpected reply from the session index script');
   const flat = reply.map(String);
   const out: IndexEntry[] = [];
   for (let i = 0; i + 4 < flat.length; i += 5) {
-    const [handle = '', sid = '', createdAt, lastSeenAt, userAgent = ''] = flat.slice(i, i + 5);
+    const [handle = '', stored = '', createdAt, lastSeenAt, userAgent = ''] = flat.slice(i, i + 5);
+    const sid = sealer.open(stored, handle);
+    if (sid === undefined) {
+      debug('an index entry was sealed with a key no longer in encryptionKey; skipped');
+      continue;
+    }
     out.push({
       handle,
       sid,
@@ -38,7 +49,7 @@ function entriesOf(reply: unknown): IndexEntry[] {
   return out;
 }
 
-export function createRedisIndex({ redis, timeoutMs, owned }: RedisIndexOptions): SessionIndex {
+export function createRedisIndex({ redis, timeoutMs, owned, sealer }: RedisIndexOptions): SessionIndex {
   const prefix = redis.prefix;
   const tombKey = (tomb: string): string => `${prefix}:tombstone:${tomb}`;
   const ownerKey = (tomb: string): string => `${prefix}:owner:${tomb}`;
@@ -72,23 +83,29 @@ export function createRedisIndex({ redis, timeoutMs, owned }: RedisIndexOptions)
     },
     has: (tomb) => redis.exists(tombKey(tomb), { timeoutMs }),
     async check(ref, times, userAgent) {
-      return verdictOf(
-        await run(CHECK, keysOf(ref), [
-          ref.handle,
-          ref.sid,
-          times.now,
-          times.expiresAt,
-          SEEN_EVERY_MS,
-          owner(ref),
-          userAgent ?? '',
-        ]),
-      );
+      // The session id is sealed (and sent) only for a session the index does not know yet: reads stay cheap.
+      const ask = async (sid: string): Promise<Verdict | 'unknown'> =>
+        verdictOf(
+          await run(CHECK, keysOf(ref), [
+            ref.handle,
+            sid,
+            times.now,
+            times.expiresAt,
+            SEEN_EVERY_MS,
+            owner(ref),
+            userAgent ?? '',
+          ]),
+        );
+      const verdict = await ask('');
+      if (verdict !== 'unknown') return verdict;
+      const adopted = await ask(sealer.seal(ref.sid, ref.handle));
+      return adopted === 'unknown' ? 'ok' : adopted;
     },
     async admit(ref, times, userAgent) {
-      return verdictOf(
+      const verdict = verdictOf(
         await run(ADMIT, keysOf(ref), [
           ref.handle,
-          ref.sid,
+          sealer.seal(ref.sid, ref.handle),
           times.now,
           times.expiresAt,
           times.createdAt,
@@ -96,16 +113,21 @@ export function createRedisIndex({ redis, timeoutMs, owned }: RedisIndexOptions)
           userAgent ?? '',
         ]),
       );
+      return verdict === 'unknown' ? 'ok' : verdict;
     },
     async recheck(ref) {
-      return verdictOf(await run(RECHECK, keysOf(ref), [ref.handle]));
+      const verdict = verdictOf(await run(RECHECK, keysOf(ref), [ref.handle]));
+      return verdict === 'unknown' ? 'ok' : verdict;
     },
     async mark(user, now, except, ttlMs) {
       // Not on a request's path: a user with many sessions takes longer than a read.
-      return entriesOf(await run(MARK, keysOfUser(user), [now, except ?? '', ttlMs], Math.max(timeoutMs, 5000)));
+      return entriesOf(
+        await run(MARK, keysOfUser(user), [now, except ?? '', ttlMs], Math.max(timeoutMs, 5000)),
+        sealer,
+      );
     },
     async entries(user, now) {
-      return entriesOf(await run(ENTRIES, keysOfUser(user), [now], Math.max(timeoutMs, 5000)));
+      return entriesOf(await run(ENTRIES, keysOfUser(user), [now], Math.max(timeoutMs, 5000)), sealer);
     },
     drop,
     async close() {

@@ -11,6 +11,7 @@ import { registerInternals } from './internals';
 import { handleOf, normaliseUserId, sessionRef, userKeyOf } from './keys';
 import { createMemoryIndex } from './memory-index';
 import { createRedisIndex } from './redis-index';
+import { createSealer } from './seal';
 import { RegisteredStore } from './registered-store';
 import type { IndexEntry, SessionIndex } from './session-index';
 import type {
@@ -34,6 +35,7 @@ const KEYS = [
   'defaultSessionTtlMs',
   'timeoutMs',
   'onRefused',
+  'encryptionKey',
 ] as const;
 const END_KEYS = ['revoker', 'outbox', 'except', 'timeoutMs', 'signal'] as const;
 const DAY = 24 * 60 * 60 * 1000;
@@ -127,6 +129,14 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     throw invalidOption('prefix', 'names keys in Redis, and there is no `redis`: drop prefix, or pass redis.');
   }
 
+  if (options.encryptionKey !== undefined && options.redis === undefined) {
+    throw invalidOption(
+      'encryptionKey',
+      'seals the session ids kept in Redis, and there is no `redis`: drop it, or pass redis.',
+    );
+  }
+  const sealer = createSealer(options.encryptionKey);
+
   let index: SessionIndex;
   if (options.redis === undefined) index = createMemoryIndex();
   else {
@@ -136,7 +146,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       prefix: options.prefix,
       prefixOption: 'prefix',
     });
-    index = createRedisIndex({ redis, timeoutMs, owned: typeof options.redis === 'string' });
+    index = createRedisIndex({ redis, timeoutMs, owned: typeof options.redis === 'string', sealer });
   }
 
   const store = new RegisteredStore(options.store, tombstoneTtlMs, index, onRefused, timeoutMs, {

@@ -40,6 +40,13 @@ export interface SessionRegistryOptions {
   defaultSessionTtlMs?: number;
   /** Longest wait for the index on the request path (read, write), in ms. Default 300. */
   timeoutMs?: number;
+  /**
+   * Seals the session ids the Redis index keeps (AES-256-GCM, bound to each entry), so that reading Redis does not
+   * give away sessions: a string of at least 32 random characters or a Buffer of 32 bytes, or a list of them, the
+   * current key first, then older ones (a rotation keeps older entries readable). Default: ids kept in clear, as
+   * the session store itself keeps them. Only with `redis`.
+   */
+  encryptionKey?: string | Uint8Array | ReadonlyArray<string | Uint8Array>;
   /** Called when a write to an ended session is refused, or an ended session is found in the store. Errors ignored. */
   onRefused?: (info: { operation: 'set' | 'touch' | 'get'; sessionIdHash: string | undefined }) => void;
 }

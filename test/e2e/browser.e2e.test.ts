@@ -20,6 +20,7 @@ import {
   CHROMIUM_ARGS,
   loadExample,
   sessionIdOfCookie,
+  storedIds,
   storedSession,
   type ExampleApp,
 } from './e2e-support';
@@ -60,6 +61,19 @@ suite('example app in Chromium', () => {
     const redis = await startRedisServer();
     try {
       await signInAndOut(browser!, 'redis', redis);
+    } finally {
+      await redis.stop();
+    }
+  });
+
+  test('"Your sessions" with two browsers, memory store', async () => {
+    await twoBrowsers(browser!, 'memory');
+  });
+
+  test('"Your sessions" with two browsers, Redis', async () => {
+    const redis = await startRedisServer();
+    try {
+      await twoBrowsers(browser!, 'redis', redis);
     } finally {
       await redis.stop();
     }
@@ -232,6 +246,176 @@ async function signInAndOut(browser: Browser, storeKind: 'memory' | 'redis', red
   } finally {
     await context.close();
     await redisClient?.close();
+    await stop();
+  }
+}
+
+/** Browser B's User-Agent: another device as the sessions page names it. */
+const SAFARI_ON_MAC =
+  'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15';
+
+/** One browser (a context of its own: its own cookies) of the same Polar user. */
+interface Device {
+  context: BrowserContext;
+  page: Page;
+  problems: string[];
+}
+
+async function openDevice(browser: Browser, userAgent?: string): Promise<Device> {
+  const context = await browser.newContext(userAgent ? { userAgent } : {});
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  const problems: string[] = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' || msg.type() === 'warning') problems.push(`${msg.text()} (${msg.location().url})`);
+  });
+  page.on('pageerror', (err) => problems.push(err.message));
+  return { context, page, problems };
+}
+
+/**
+ * Two browser contexts signed in as the same user. A opens "Your sessions" (two rows), signs B out with "Sign out
+ * this device"; B signs in again, A signs out everywhere else; then A signs out everywhere. After each step: the page,
+ * the stand-in (tokens inactive) and the store.
+ */
+async function twoBrowsers(browser: Browser, storeKind: 'memory' | 'redis', redis?: RedisServer): Promise<void> {
+  const { example, url: appUrl, logs, stop } = await startExample(redis?.url);
+  const standin = example.standin!;
+  const a = await openDevice(browser);
+  const b = await openDevice(browser, SAFARI_ON_MAC);
+  const secrets: string[] = [];
+
+  /** Signs the device in through the stand-in's consent page; returns its session id and tokens. */
+  async function signIn(device: Device): Promise<{ sid: string; accessToken: string; refreshToken: string }> {
+    await device.page.goto(`${appUrl}/`);
+    await device.page.getByRole('link', { name: 'Sign in with Polar' }).click();
+    await device.page.getByRole('button', { name: 'Allow' }).click();
+    await device.page.waitForURL(`${appUrl}/`);
+    await device.page.locator('#signed-in').waitFor();
+    const cookie = (await device.context.cookies(appUrl)).find((c) => c.name === example.cookieName)!;
+    const sid = sessionIdOfCookie(cookie.value);
+    const stored = await storedSession(example.sessionStore.inner, sid);
+    const session = { sid, accessToken: stored?.accessToken as string, refreshToken: stored?.refreshToken as string };
+    expect(isActive(session)).toEqual([true, true]);
+    secrets.push(session.sid, session.accessToken, session.refreshToken);
+    return session;
+  }
+  const isActive = (s: { accessToken: string; refreshToken: string }): boolean[] => [
+    standin.fake.isActive(s.accessToken),
+    standin.fake.isActive(s.refreshToken),
+  ];
+  /** A fresh page load of the home page: signed in or not, as the server says. */
+  async function signedIn(device: Device): Promise<boolean> {
+    const res = await device.page.goto(`${appUrl}/`);
+    expect(res?.status()).toBe(200);
+    return (await device.page.locator('#signed-in').count()) === 1;
+  }
+  /** The rows of the sessions page: device, "This device" marker, sign-out button. */
+  async function rows(device: Device): Promise<Array<{ device: string; current: boolean; button: boolean }>> {
+    const trs = device.page.locator('#sessions tbody tr');
+    const out = [];
+    for (let i = 0; i < (await trs.count()); i++) {
+      const tr = trs.nth(i);
+      out.push({
+        device: ((await tr.locator('td.device').textContent()) ?? '').trim(),
+        current: (await tr.getByText('This device', { exact: true }).count()) === 1,
+        button: (await tr.getByRole('button', { name: 'Sign out this device' }).count()) === 1,
+      });
+    }
+    return out;
+  }
+  /** Clicks a button that posts a form; returns the POST's answer (a 303 when all is well). */
+  async function submit(device: Device, button: ReturnType<Page['getByRole']>, path: RegExp): Promise<number> {
+    const [response] = await Promise.all([
+      device.page.waitForResponse((r) => r.request().method() === 'POST' && path.test(new URL(r.url()).pathname)),
+      button.click(),
+    ]);
+    return response.status();
+  }
+
+  try {
+    expect(example.sessionStore.kind).toBe(storeKind);
+    const first = await signIn(a);
+    const bFirst = await signIn(b);
+
+    // A opens "Your sessions" from the signed-in page: two rows, this device first, B's named from its User-Agent.
+    await a.page.goto(`${appUrl}/`);
+    await a.page.getByRole('link', { name: 'Your sessions' }).click();
+    await a.page.waitForURL(`${appUrl}/sessions`);
+    expect(await rows(a)).toEqual([
+      { device: 'Headless Chrome on Linux', current: true, button: false },
+      { device: 'Safari on macOS', current: false, button: true },
+    ]);
+    const html = await a.page.content();
+    for (const secret of [...secrets, standin.user.sub, standin.clientSecret]) expect(html).not.toContain(secret);
+
+    // "Sign out this device" on B's row: back to the page with one row; B's tokens revoked, its session gone.
+    const signOutB = a.page.locator('#sessions tbody tr', { hasText: 'Safari on macOS' }).getByRole('button');
+    expect(await submit(a, signOutB, /^\/sessions\/[^/]+\/logout$/)).toBe(303);
+    await a.page.waitForURL(`${appUrl}/sessions`);
+    expect(await rows(a)).toEqual([{ device: 'Headless Chrome on Linux', current: true, button: false }]);
+    expect(isActive(bFirst)).toEqual([false, false]);
+    expect(await storedSession(example.sessionStore.inner, bFirst.sid)).toBeFalsy();
+    expect(await signedIn(b)).toBe(false);
+    await b.page.getByRole('link', { name: 'Sign in with Polar' }).waitFor();
+    expect(await signedIn(a)).toBe(true);
+    expect(isActive(first)).toEqual([true, true]);
+
+    // B signs in again; A (page reloaded: two rows) signs out everywhere else: B out, A still in.
+    const bSecond = await signIn(b);
+    await a.page.goto(`${appUrl}/sessions`);
+    expect((await rows(a)).map((r) => r.current)).toEqual([true, false]);
+    expect(
+      await submit(a, a.page.getByRole('button', { name: 'Sign out everywhere else' }), /^\/logout\/others$/),
+    ).toBe(303);
+    await a.page.waitForURL(`${appUrl}/sessions`);
+    expect(await rows(a)).toEqual([{ device: 'Headless Chrome on Linux', current: true, button: false }]);
+    expect(isActive(bSecond)).toEqual([false, false]);
+    expect(await storedSession(example.sessionStore.inner, bSecond.sid)).toBeFalsy();
+    expect(await signedIn(b)).toBe(false);
+    expect(await signedIn(a)).toBe(true);
+    expect(isActive(first)).toEqual([true, true]);
+    expect(await storedIds(example.sessionStore.inner)).toEqual([first.sid]);
+
+    // B signs in once more; A signs out everywhere: both out, every token revoked, the store empty.
+    const bThird = await signIn(b);
+    await a.page.goto(`${appUrl}/sessions`);
+    expect(
+      await submit(
+        a,
+        a.page.getByRole('button', { name: 'Sign out everywhere', exact: true }),
+        /^\/logout\/everywhere$/,
+      ),
+    ).toBe(303);
+    await a.page.waitForURL(`${appUrl}/signed-out`);
+    await a.page.locator('#signed-out').waitFor();
+    expect((await a.context.cookies(appUrl)).map((c) => c.name)).not.toContain(example.cookieName);
+    for (const s of [first, bThird]) expect(isActive(s)).toEqual([false, false]);
+    expect(await storedIds(example.sessionStore.inner)).toEqual([]);
+    expect(await example.sessionStore.sessions.list(standin.user.sub)).toEqual([]);
+    expect(await signedIn(a)).toBe(false);
+    expect(await signedIn(b)).toBe(false);
+    expect(example.auditEvents[0]).toMatchObject({
+      scope: 'everywhere',
+      loggedOut: true,
+      sessions: { sessions: 2, revoked: 4, queued: 0, failed: 0 },
+    });
+
+    // Nothing printed holds a secret, and no page broke a CSP rule.
+    const printed = [...logs, await a.page.content(), await b.page.content()].join('\n');
+    for (const secret of [...secrets, standin.clientSecret]) expect(printed).not.toContain(secret);
+    expect([...a.problems, ...b.problems]).toEqual([]);
+  } catch (err) {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    for (const [name, device] of Object.entries({ a, b })) {
+      await device.page
+        .screenshot({ path: path.join(ARTIFACTS, `${storeKind}-sessions-${name}-at-failure.png`), fullPage: true })
+        .catch(() => undefined);
+    }
+    throw err;
+  } finally {
+    await a.context.close();
+    await b.context.close();
     await stop();
   }
 }

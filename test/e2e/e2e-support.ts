@@ -7,7 +7,14 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Express } from 'express';
 import type session from 'express-session';
-import type { LogoutEvent, OutboxBackoffOptions, OutboxCounts, OutboxSettledEvent, RevocationOutbox } from '../../lib';
+import type {
+  LogoutEvent,
+  OutboxBackoffOptions,
+  OutboxCounts,
+  OutboxSettledEvent,
+  RevocationOutbox,
+  SessionRegistry,
+} from '../../lib';
 import type { FakePolar } from '../../lib/testing';
 
 export const ROOT = path.resolve(__dirname, '../..');
@@ -49,7 +56,16 @@ export interface ExampleApp {
   app: Express;
   config: ExampleConfig;
   standin: PolarStandin | undefined;
-  sessionStore: { store: session.Store; kind: 'memory' | 'redis'; description: string; prefix: string | undefined };
+  sessionStore: {
+    /** What express-session uses: `inner` wrapped by the session registry. */
+    store: session.Store;
+    /** The app's store itself (MemoryStore or connect-redis), read by tests without the registry in the way. */
+    inner: session.Store;
+    sessions: SessionRegistry;
+    kind: 'memory' | 'redis';
+    description: string;
+    prefix: string | undefined;
+  };
   outbox: {
     outbox: RevocationOutbox;
     kind: 'memory' | 'redis';
@@ -162,6 +178,17 @@ export function storedSession(store: session.Store, sid: string): Promise<Record
   return new Promise((resolve, reject) => {
     store.get(sid, (err, data) =>
       err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(data as never),
+    );
+  });
+}
+
+/** The ids of every session in a store (store.all()). */
+export function storedIds(store: session.Store): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    store.all!((err, all) =>
+      err
+        ? reject(err instanceof Error ? err : new Error(String(err)))
+        : resolve(Array.isArray(all) ? all.map((s) => (s as unknown as { id: string }).id) : Object.keys(all ?? {})),
     );
   });
 }

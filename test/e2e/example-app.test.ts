@@ -8,11 +8,13 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import request from 'supertest';
+import { createPolarRevoker } from '../../lib';
 import { freePort, redisAvailable, startRedisServer, type RedisServer } from '../support/redis-server';
 import {
   loadExample,
   ROOT,
   sessionIdOfCookie,
+  storedIds,
   storedSession,
   type ExampleApp,
   type ExampleModules,
@@ -702,4 +704,318 @@ describe('Polar down at logout: the user is signed out, the revocation outbox re
       await redis?.stop();
     }
   });
+});
+
+describe('"Your sessions": list, sign out one device, everywhere else, everywhere (no browser)', () => {
+  const kinds: ('memory' | 'redis')[] = redisAvailable || process.env.CI ? ['memory', 'redis'] : ['memory'];
+  const CHROME =
+    'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
+  const FIREFOX = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:127.0) Gecko/20100101 Firefox/127.0';
+  const HOSTILE = '<img src=x onerror=alert(1)> "quoted" & more';
+
+  interface Browser {
+    agent: request.Agent;
+    ua: string;
+    sid: string;
+    accessToken: string;
+    refreshToken: string;
+    get(path: string): request.Test;
+    post(path: string, origin?: string): request.Test;
+  }
+
+  /** The handle in a row's "Sign out this device" form, by the row's device text. */
+  function rowsOf(page: string): Array<{ device: string; current: boolean; action: string | undefined }> {
+    const body = /<table id="sessions">[\s\S]*?<tbody>([\s\S]*?)<\/tbody>/.exec(page)?.[1] ?? '';
+    return [...body.matchAll(/<tr class="(current|other)">([\s\S]*?)<\/tr>/g)].map((row) => ({
+      current: row[1] === 'current',
+      device: /<td class="device">([\s\S]*?)<\/td>/.exec(row[2]!)![1]!.trim(),
+      action: /<form method="post" action="([^"]+)"/.exec(row[2]!)?.[1],
+    }));
+  }
+
+  for (const kind of kinds) {
+    describe(`with the ${kind} store`, () => {
+      let redis: RedisServer | undefined;
+      let app: ExampleApp;
+      let logs: string[];
+
+      // A Redis of its own per test: what a test finds in the store and in Redis is its own.
+      beforeEach(async () => {
+        logs = [];
+        redis = kind === 'redis' ? await startRedisServer() : undefined;
+        app = await example.createExampleApp(example.readConfig(redis ? { REDIS_URL: redis.url } : {}), {
+          log: (line) => logs.push(line),
+        });
+      });
+      afterEach(async () => {
+        await app.close();
+        await redis?.stop();
+      });
+
+      async function signIn(ua: string): Promise<Browser> {
+        const agent = request.agent(app.app);
+        const login = await agent.get('/login').set('Host', HOST).set('User-Agent', ua).expect(302);
+        const consent = await fetch(login.headers.location as string);
+        const id = /name="request" value="([^"]+)"/.exec(await consent.text())![1]!;
+        const decided = await fetch(`${app.standin!.url}/oauth2/authorize`, {
+          method: 'POST',
+          body: new URLSearchParams({ request: id, decision: 'allow' }),
+          redirect: 'manual',
+        });
+        const back = new URL(decided.headers.get('location')!);
+        const done = await agent
+          .get(back.pathname + back.search)
+          .set('Host', HOST)
+          .set('User-Agent', ua)
+          .expect(303);
+        const cookie = (done.headers['set-cookie'] as unknown as string[]).find((c) =>
+          c.startsWith(`${app.cookieName}=`),
+        )!;
+        const sid = sessionIdOfCookie(cookie.split(';')[0]!.slice(app.cookieName.length + 1));
+        const stored = (await storedSession(app.sessionStore.inner, sid)) as {
+          accessToken: string;
+          refreshToken: string;
+        };
+        expect(app.standin!.fake.isActive(stored.accessToken)).toBe(true);
+        return {
+          agent,
+          ua,
+          sid,
+          accessToken: stored.accessToken,
+          refreshToken: stored.refreshToken,
+          get: (path) => agent.get(path).set('Host', HOST).set('User-Agent', ua),
+          post: (path, origin = ORIGIN) =>
+            agent.post(path).set('Host', HOST).set('User-Agent', ua).set('Origin', origin),
+        };
+      }
+
+      const signedIn = async (b: Browser): Promise<boolean> => {
+        const home = await b.get('/').expect(200);
+        return home.text.includes('id="signed-in"');
+      };
+      const active = (b: Browser): boolean[] => [
+        app.standin!.fake.isActive(b.accessToken),
+        app.standin!.fake.isActive(b.refreshToken),
+      ];
+
+      test('the page lists every session of the user, marks this one, and holds no secret', async () => {
+        const a = await signIn(CHROME);
+        const b = await signIn(FIREFOX);
+        const c = await signIn(HOSTILE);
+        const home = await a.get('/').expect(200);
+        expect(home.text).toContain('<a href="/sessions" id="your-sessions">Your sessions</a>');
+
+        const page = await a.get('/sessions').expect(200);
+        expect(page.headers['cache-control']).toBe('no-store');
+        const rows = rowsOf(page.text);
+        // This device first (the hostile User-Agent is named "Unknown device", never printed).
+        expect(rows.map((r) => [r.device, r.current])).toEqual([
+          ['Chrome on Linux', true],
+          [expect.any(String), false],
+          [expect.any(String), false],
+        ]);
+        expect(
+          rows
+            .slice(1)
+            .map((r) => r.device)
+            .sort(),
+        ).toEqual(['Firefox on Windows', 'Unknown device']);
+        expect(rows[0]!.action).toBeUndefined(); // no "Sign out this device" on this device
+        const handles = (await app.sessionStore.sessions.list(app.standin!.user.sub)).map((s) => s.id);
+        const others = [b, c].map((x) => `/sessions/${app.sessionStore.sessions.idOf({ sessionID: x.sid })!}/logout`);
+        expect(
+          rows
+            .slice(1)
+            .map((r) => r.action)
+            .sort(),
+        ).toEqual(others.sort());
+        expect(handles).toHaveLength(3);
+        expect(page.text).toContain('<button type="submit" class="button">Sign out everywhere else</button>');
+        expect(page.text).toContain('<button type="submit" class="button danger">Sign out everywhere</button>');
+        expect(page.text).not.toMatch(/<img|onerror|<script/);
+        for (const secret of [a, b, c].flatMap((x) => [x.sid, x.accessToken, x.refreshToken]))
+          expect(page.text).not.toContain(secret);
+        expect(page.text).not.toContain(app.standin!.user.sub);
+      });
+
+      test('"sign out this device" ends that session only, revokes its tokens, and refuses cross-site requests', async () => {
+        const a = await signIn(CHROME);
+        const b = await signIn(FIREFOX);
+        const action = rowsOf((await a.get('/sessions').expect(200)).text).find((r) => !r.current)!.action!;
+
+        // Cross-site (a foreign Origin, or only the browser's Sec-Fetch-Site): refused, nothing ended.
+        const foreign = await a.post(action, 'https://evil.example').expect(403);
+        expect(foreign.text).toBe('Cross-site requests are refused.');
+        await a.agent.post(action).set('Host', HOST).set('Sec-Fetch-Site', 'cross-site').expect(403);
+        await a.agent.post(action).set('Host', HOST).set('Origin', 'null').expect(403);
+        expect(await storedSession(app.sessionStore.inner, b.sid)).toBeTruthy();
+        expect(active(b)).toEqual([true, true]);
+        expect(await signedIn(b)).toBe(true);
+
+        // Same origin: 303 back to the page, B's session gone from the store, its tokens inactive at the stand-in.
+        const out = await a.post(action).expect(303);
+        expect(out.headers.location).toBe('/sessions');
+        expect(await storedSession(app.sessionStore.inner, b.sid)).toBeFalsy();
+        expect(active(b)).toEqual([false, false]);
+        expect(await signedIn(b)).toBe(false);
+        expect(await signedIn(a)).toBe(true);
+        expect(active(a)).toEqual([true, true]);
+        expect(rowsOf((await a.get('/sessions').expect(200)).text).map((r) => r.device)).toEqual(['Chrome on Linux']);
+        expect(logs).toContain('sign out a device: 1 session(s) ended, tokens: 2 revoked, 0 queued, 0 failed');
+
+        // Again (a stale page): nothing left to end. JSON callers get the summary.
+        const again = await a.post(action).set('Accept', 'application/json').expect(200);
+        expect(again.body).toEqual({ sessions: { sessions: 0, revoked: 0, queued: 0, failed: 0 } });
+      });
+
+      test("a handle of another user's session ends nothing; this device's own handle is refused", async () => {
+        const mine = await signIn(CHROME);
+        // Another Polar user signs in (the stand-in's user, changed for this sign-in: the app stores who it was).
+        const original = { ...app.standin!.user };
+        Object.assign(app.standin!.user, {
+          sub: 'another-polar-user',
+          name: 'Grace Hopper',
+          email: 'grace@example.com',
+        });
+        const theirs = await signIn(FIREFOX).finally(() => Object.assign(app.standin!.user, original));
+        const theirHandle = app.sessionStore.sessions.idOf({ sessionID: theirs.sid })!;
+        expect((await app.sessionStore.sessions.list('another-polar-user')).map((s) => s.id)).toEqual([theirHandle]);
+        expect(rowsOf((await mine.get('/sessions').expect(200)).text)).toHaveLength(1);
+
+        const res = await mine.post(`/sessions/${theirHandle}/logout`).set('Accept', 'application/json').expect(200);
+        expect(res.body).toEqual({ sessions: { sessions: 0, revoked: 0, queued: 0, failed: 0 } });
+        expect(await storedSession(app.sessionStore.inner, theirs.sid)).toBeTruthy();
+        expect(active(theirs)).toEqual([true, true]);
+        expect(await signedIn(theirs)).toBe(true);
+
+        const own = app.sessionStore.sessions.idOf({ sessionID: mine.sid })!;
+        const refused = await mine.post(`/sessions/${own}/logout`).expect(400);
+        expect(refused.text).toContain('Use Sign out to sign out the device you are using.');
+        expect(await signedIn(mine)).toBe(true);
+        expect(active(mine)).toEqual([true, true]);
+      });
+
+      test('signed out: the page and the route send you home and end nothing', async () => {
+        const a = await signIn(CHROME);
+        const handle = app.sessionStore.sessions.idOf({ sessionID: a.sid })!;
+        const stranger = request.agent(app.app);
+        expect((await stranger.get('/sessions').set('Host', HOST).expect(303)).headers.location).toBe('/');
+        const post = await stranger.post(`/sessions/${handle}/logout`).set('Host', HOST).set('Origin', ORIGIN);
+        expect([post.status, post.headers.location]).toEqual([303, '/']);
+        expect(await signedIn(a)).toBe(true);
+      });
+
+      test('"sign out everywhere else" keeps this session; "sign out everywhere" ends them all', async () => {
+        const a = await signIn(CHROME);
+        const b = await signIn(FIREFOX);
+        const c = await signIn(FIREFOX);
+
+        await a.post('/logout/others', 'https://evil.example').expect(403);
+        expect(await signedIn(b)).toBe(true);
+
+        const others = await a.post('/logout/others').expect(303);
+        expect(others.headers.location).toBe('/sessions');
+        for (const x of [b, c]) {
+          expect(await storedSession(app.sessionStore.inner, x.sid)).toBeFalsy();
+          expect(active(x)).toEqual([false, false]);
+          expect(await signedIn(x)).toBe(false);
+        }
+        expect(await signedIn(a)).toBe(true);
+        expect(active(a)).toEqual([true, true]);
+        expect(await storedIds(app.sessionStore.inner)).toEqual([a.sid]);
+        expect(app.auditEvents[0]).toMatchObject({
+          scope: 'others',
+          loggedOut: false,
+          sessions: { sessions: 2, revoked: 4, queued: 0, failed: 0 },
+        });
+
+        expect(logs).toContainEqual(
+          expect.stringMatching(
+            /^sign out everywhere else done: 2 session\(s\) ended, tokens: 4 revoked, 0 queued, 0 failed, session [0-9a-f]{16}$/,
+          ),
+        );
+
+        // B signs in again, then everything ends from A, answered in JSON with the summary.
+        const b2 = await signIn(FIREFOX);
+        await a.post('/logout/everywhere', 'https://evil.example').expect(403);
+        const all = await a.post('/logout/everywhere').set('Accept', 'application/json').expect(200);
+        expect(all.body).toMatchObject({
+          loggedOut: true,
+          redirectTo: '/signed-out',
+          sessions: { sessions: 2, revoked: 4, queued: 0, failed: 0 },
+        });
+        for (const x of [a, b2]) {
+          expect(active(x)).toEqual([false, false]);
+          expect(await signedIn(x)).toBe(false);
+        }
+        expect(await storedIds(app.sessionStore.inner)).toEqual([]);
+        expect(await app.sessionStore.sessions.list(app.standin!.user.sub)).toEqual([]);
+        // The audit page says what each of the two did, newest first.
+        const audit = (await a.get('/audit').expect(200)).text.replace(/\s+/g, ' ');
+        expect(audit).toMatch(
+          /<td class="revoked">signed out everywhere \(2 session\(s\) ended\)<\/td>[\s\S]*<td class="revoked">signed out everywhere else \(2 session\(s\) ended\)<\/td>/,
+        );
+        expect(logs).toContainEqual(
+          expect.stringMatching(
+            /^logout done: .*, everywhere: 2 session\(s\) ended, tokens: 4 revoked, 0 queued, 0 failed$/,
+          ),
+        );
+
+        if (redis) {
+          // Every session ended: what is left in Redis (tombstones, "not before" mark, budget) names no user and
+          // holds no session id or token.
+          // The rate budget took its turns in this Redis too, over the sessions' connection.
+          expect(await redis.keys('{polar-logout}:budget:*')).toHaveLength(1);
+          const dump = await redis.dump();
+          for (const secret of [a, b, c, b2].flatMap((x) => [x.sid, x.accessToken, x.refreshToken]))
+            expect(dump).not.toContain(secret);
+          expect(dump).not.toContain(app.standin!.user.sub);
+        }
+        const printed = logs.join('\n');
+        for (const secret of [a, b, c, b2].flatMap((x) => [x.sid, x.accessToken, x.refreshToken]))
+          expect(printed).not.toContain(secret);
+      });
+
+      test('a browser form post with no Origin header is answered like a same-origin one', async () => {
+        // Old browsers and some privacy settings send neither Origin nor Sec-Fetch-Site: allowed, as by polarLogout().
+        const a = await signIn(CHROME);
+        const b = await signIn(FIREFOX);
+        const handle = app.sessionStore.sessions.idOf({ sessionID: b.sid })!;
+        await a.agent.post(`/sessions/${handle}/logout`).set('Host', HOST).expect(303);
+        expect(await signedIn(b)).toBe(false);
+      });
+
+      if (kind === 'redis') {
+        test('the index is kept in Redis: a second app process on the same Redis sees and ends the sessions', async () => {
+          const a = await signIn(CHROME);
+          const b = await signIn(FIREFOX);
+          const other = await example.createExampleApp(example.readConfig({ REDIS_URL: redis!.url }), {
+            log: () => undefined,
+            verifyAtStartup: false,
+          });
+          try {
+            const keys = await redis!.keys('{polar-logout}:*');
+            expect(keys.filter((k) => !k.includes(':revocations-')).length).toBeGreaterThan(0);
+            const seen = await other.sessionStore.sessions.list(app.standin!.user.sub);
+            expect(seen.map((s) => s.userAgent).sort()).toEqual([CHROME, FIREFOX].sort());
+            // Ended from the other process (with a revoker for the first app's Polar, the one that issued them).
+            const revoker = createPolarRevoker({
+              clientId: app.standin!.clientId,
+              clientSecret: app.standin!.clientSecret,
+              baseUrl: app.standin!.url,
+            });
+            const summary = await other.sessionStore.sessions
+              .logoutUser(app.standin!.user.sub, { revoker })
+              .finally(() => revoker.close());
+            expect(summary).toEqual({ sessions: 2, revoked: 4, queued: 0, failed: 0 });
+            expect([...active(a), ...active(b)]).toEqual([false, false, false, false]);
+            expect(await signedIn(a)).toBe(false);
+            expect(await signedIn(b)).toBe(false);
+          } finally {
+            await other.close();
+          }
+        });
+      }
+    });
+  }
 });
