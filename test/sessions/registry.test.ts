@@ -28,7 +28,7 @@ import {
   type InProcessApp,
 } from './support/client';
 import { COOKIE_SECRET } from './support/sessions-app.cjs';
-import { indexKeyHolding, keysWithoutExpiry, ownerKeyOf, shared, tombstoneKeyOf } from './support/redis-keys';
+import { indexKeyHolding, keysWithoutExpiry, ownerKeyOf, tombstoneKeyOf } from './support/redis-keys';
 
 let fake: FakePolar;
 let revoker: lib.PolarRevoker;
@@ -86,7 +86,7 @@ function suite(kind: Kind): void {
       const registry = lib.createSessionRegistry({
         store: inner,
         userIdOf,
-        ...(kind === 'redis' && { redis: shared(client!) }),
+        ...(kind === 'redis' && { redis: client! }),
       });
       const app = await startInProcessApp(lib, { store: registry.store, sessions: registry, polar: polar() });
       s = { inner, registry, app };
@@ -406,7 +406,7 @@ describeWithRedis('ending sessions while Redis is slow', () => {
       }
     }
     const inner = new SlowingStore({ client: redisClient, prefix: 'slow:' });
-    const registry = lib.createSessionRegistry({ store: inner, userIdOf, redis: shared(redisClient) });
+    const registry = lib.createSessionRegistry({ store: inner, userIdOf, redis: redisClient });
     const app = await startInProcessApp(lib, { store: registry.store, sessions: registry, polar: polar() });
     try {
       const user = newUser();

@@ -3,7 +3,6 @@
  * its entries, the "not before" mark, the owners and the tombstones, all under the `{polar-logout}` prefix.
  */
 import { createHash } from 'node:crypto';
-import type { SharedRedis } from '../../../lib';
 import { keysMatching, type NodeRedisClient } from '../../support/redis-server';
 
 export const PREFIX = '{polar-logout}';
@@ -55,9 +54,3 @@ export async function registryValues(client: NodeRedisClient): Promise<string> {
   }
   return parts.join('\n');
 }
-
-/**
- * A node-redis client as the registry's `redis` option. The cast is needed because `SharedRedis` does not accept a
- * node-redis 5 client's type (its `on` takes `(...args: any[]) => void` listeners); reported, see the suite's notes.
- */
-export const shared = (client: NodeRedisClient): SharedRedis => client as unknown as SharedRedis;
