@@ -35,6 +35,8 @@ let revoker: lib.PolarRevoker;
 let redis: RedisServer | undefined;
 let client: NodeRedisClient | undefined;
 let userCounter = 0;
+/** The registry's timeoutMs in these tests: a loaded machine must not fail a login (a write past it is refused). */
+const GENEROUS_MS = 2000;
 
 beforeAll(async () => {
   fake = await startFakePolar();
@@ -87,6 +89,7 @@ function suite(kind: Kind): void {
         store: inner,
         userIdOf,
         ...(kind === 'redis' && { redis: client! }),
+        timeoutMs: GENEROUS_MS,
       });
       const app = await startInProcessApp(lib, { store: registry.store, sessions: registry, polar: polar() });
       s = { inner, registry, app };
@@ -398,15 +401,15 @@ describeWithRedis('ending sessions while Redis is slow', () => {
       override async get(sid: string, cb?: (err: unknown, data?: session.SessionData | null) => unknown) {
         if (this.armed) {
           this.armed = false;
-          // As after a failover or a restart (scripts gone) under load: writes wait 800 ms, past timeoutMs (300).
+          // As after a failover or a restart (scripts gone) under load: writes wait past timeoutMs.
           await redisClient.scriptFlush();
-          await redisClient.sendCommand(['CLIENT', 'PAUSE', '800', 'WRITE']);
+          await redisClient.sendCommand(['CLIENT', 'PAUSE', String(GENEROUS_MS + 500), 'WRITE']);
         }
         return (await super.get(sid, cb)) as unknown;
       }
     }
     const inner = new SlowingStore({ client: redisClient, prefix: 'slow:' });
-    const registry = lib.createSessionRegistry({ store: inner, userIdOf, redis: redisClient });
+    const registry = lib.createSessionRegistry({ store: inner, userIdOf, redis: redisClient, timeoutMs: GENEROUS_MS });
     const app = await startInProcessApp(lib, { store: registry.store, sessions: registry, polar: polar() });
     try {
       const user = newUser();
@@ -442,7 +445,7 @@ describeWithRedis("the index's Redis gone during a logout", () => {
   async function indexGone(): Promise<Gone> {
     const own = await startRedisServer();
     const inner = new session.MemoryStore();
-    const registry = lib.createSessionRegistry({ store: inner, userIdOf, redis: own.url });
+    const registry = lib.createSessionRegistry({ store: inner, userIdOf, redis: own.url, timeoutMs: GENEROUS_MS });
     const app = await startInProcessApp(lib, { store: registry.store, sessions: registry, polar: polar() });
     const user = newUser();
     const browsers = [await login(app, fake, user), await login(app, fake, user), await login(app, fake, user)];
