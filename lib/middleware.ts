@@ -188,7 +188,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     };
 
     if (mayPass && onRevocationFailure === 'fail') return finish('REVOCATION_FAILED');
-    if (failed && handOffFailures) await handOffFailures(tokens, revocation, sessionIdHash);
+    if (failed && handOffFailures) await handOffFailures(tokens, revocation, sessionIdHash, startedAt);
 
     const cookie = cookieAttributesOf(session);
     const stored = isStored(req, session);

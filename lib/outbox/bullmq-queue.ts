@@ -37,6 +37,8 @@ const BACKOFF_TYPE = 'polar-outbox';
 /** How often an idle worker proves it could take a job (nothing is due, and Redis answers). */
 export const HEARTBEAT_MS = 5000;
 export const DEFAULT_STUCK_AFTER_MS = 60_000;
+/** A running worker takes a due retry within its block timeout (BullMQ blocks at most 10 s, plus a 1 s watchdog). */
+const OVERDUE_MS = 15_000;
 
 /** Lock and stall check sized to one call's budget. */
 export function lockTimings(timeoutMs: number): { lockDuration: number; stalledInterval: number } {
@@ -189,8 +191,9 @@ function buildBullmqQueue(ctx: JobContext, redis: RedisAdapter): BullmqQueue {
 
   /**
    * Progress, for health(): jobs settled or retried, or, while no job is active, proof that nothing is due
-   * (the queue answers and holds no waiting job). A worker whose blocking connection silently stopped (a
-   * demoted Sentinel master, bullmq#4378) leaves due jobs waiting: its progress stops and health() says so.
+   * (the queue answers, holds no waiting job, and no retry is overdue). A worker whose blocking connection silently
+   * stopped (a demoted Sentinel master, bullmq#4378; a cluster reconnect that never settles) leaves due jobs
+   * waiting, or retries overdue in `delayed`: its progress stops and health() says so.
    */
   let lastProgressAt: number | undefined;
   /** A worker that never got going (Redis away from the start) is stuck from the moment it was started. */
@@ -202,11 +205,17 @@ function buildBullmqQueue(ctx: JobContext, redis: RedisAdapter): BullmqQueue {
   }
   async function idleHeartbeat(): Promise<void> {
     if (!worker || closing || activeJobs > 0 || !worker.isRunning()) return;
-    const c = await withTimeout(
-      queue.getJobCounts('wait', 'prioritized').catch(() => undefined),
+    const idle = await withTimeout(
+      nothingDue().catch(() => false),
       ENQUEUE_TIMEOUT_MS,
     );
-    if (c !== undefined && (c.wait ?? 0) + (c.prioritized ?? 0) === 0) progressed();
+    if (idle === true) progressed();
+  }
+  /** No job waits, and no retry is overdue by more than a running worker can leave it (BullMQ's longest block). */
+  async function nothingDue(): Promise<boolean> {
+    const c = await queue.getJobCounts('wait', 'prioritized');
+    if ((c.wait ?? 0) + (c.prioritized ?? 0) > 0) return false;
+    return (await queue.getDelayedCount(Date.now() - OVERDUE_MS)) === 0;
   }
 
   async function health(stuckAfterMs: number): Promise<OutboxHealth> {

@@ -32,7 +32,7 @@ export interface OutboxHealth {
   worker: boolean;
   /**
    * Last time the worker made progress: settled or retried a job, or found nothing due while it was idle (an
-   * idle heartbeat every few seconds). Undefined before the first.
+   * idle heartbeat every few seconds: no job waiting, no retry overdue by more than 15 s). Undefined before the first.
    */
   lastProgressAt: Date | undefined;
   /** Whether this process can reach Redis now (memory outbox: always true). */

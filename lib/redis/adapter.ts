@@ -127,6 +127,23 @@ function withBound<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 type Opened = { library: RedisLibrary; client: RawClient };
 
+/**
+ * Settles when an ioredis client's first connection attempt ends: ready, or closed (refused, reset). Without an
+ * offline queue, ioredis refuses commands until then, which would read as "Redis is unreachable": the first
+ * logout after start-up used this process's own budget and warned that a healthy Redis was away.
+ */
+function firstAttempt(c: RawClient): Promise<void> | undefined {
+  if (c.status === 'ready') return undefined;
+  return new Promise((resolve) => {
+    const events = ['ready', 'close', 'end'];
+    const done = (): void => {
+      for (const event of events) (c.removeListener as (e: string, l: () => void) => void).call(c, event, done);
+      resolve();
+    };
+    for (const event of events) c.on(event, done);
+  });
+}
+
 /** Opens a client for a URL or ioredis options: ioredis when installed, else node-redis. */
 function openOwn(
   parsed: Extract<ParsedRedis, { kind: 'url' | 'options' }>,
@@ -206,6 +223,11 @@ export function createRedisAdapter(input: unknown, options: RedisAdapterOptions)
       const { enableOfflineQueue, ...perNode } = overrides;
       return c.duplicate([], {
         lazyConnect: false,
+        // ioredis's cluster ready check (CLUSTER INFO) fails while a master is down; it then reconnects on its own
+        // but leaves the promise of the connect() that ran the check pending for ever. BullMQ awaits that promise
+        // when it renews its blocking connection: after a node restart the worker stopped for good (reproduced
+        // with SIGKILL of the slot's master). Commands sent meanwhile meet CLUSTERDOWN and are retried instead.
+        enableReadyCheck: false,
         ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
         redisOptions: { ...redisOptions, ...perNode },
       });
@@ -244,12 +266,16 @@ export function createRedisAdapter(input: unknown, options: RedisAdapterOptions)
   }
 
   let main: Opened | undefined = userClient;
+  /** Our own ioredis client's first connection, which commands wait for (within their bound); then undefined. */
+  let connecting: Promise<void> | undefined;
   function client(): Opened {
     if (!main) {
       // Commands sent while it connects wait for the connection (each is bounded in time by `command`); while
       // Redis is down, one retry each, then they fail: nothing piles up.
       own({ maxRetriesPerRequest: 1 });
       main = owned[owned.length - 1];
+      if (main?.library === 'ioredis')
+        connecting = firstAttempt(main.client)?.then(() => void (connecting = undefined));
     }
     return main as Opened;
   }
@@ -273,8 +299,9 @@ export function createRedisAdapter(input: unknown, options: RedisAdapterOptions)
 
   async function command(args: readonly string[], opts: CommandOptions = {}): Promise<unknown> {
     try {
+      client();
       return await withBound(
-        Promise.resolve().then(() => send(args, opts.key, opts.readonly ?? false)),
+        (connecting ?? Promise.resolve()).then(() => send(args, opts.key, opts.readonly ?? false)),
         opts.timeoutMs ?? COMMAND_TIMEOUT_MS,
       );
     } catch (err) {

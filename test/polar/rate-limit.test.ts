@@ -94,6 +94,7 @@ describe('live logouts first', () => {
         [e.revocation.accessToken, e.revocation.refreshToken].every((o) => o.error?.code === 'THROTTLED'),
       );
       expect(throttledLogouts.length).toBeGreaterThan(0);
+      // Each within the loose bound; the 50 ms target (median and p95 of 40) is throttled-latency.test.ts's.
       expect(throttledLogouts.every((e) => e.durationMs < 250)).toBe(true);
       expect(await app.sessionIds()).toEqual([]);
       // The outbox revokes the rest within the same budget, without a single 429.

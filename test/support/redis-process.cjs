@@ -91,12 +91,14 @@ function spawnRedis(args, dir, port) {
 
 /**
  * Starts redis-server on `port` (127.0.0.1 only, no persistence, in a fresh temporary directory), with
- * `extraArgs` (e.g. `--cluster-enabled yes`). It is not ready yet: the caller waits until it answers.
+ * `extraArgs` (e.g. `--cluster-enabled yes`, or `--appendonly yes` to turn persistence on). It is not ready yet:
+ * the caller waits until it answers. `dir`: the directory of a server that was stopped, to start it again with
+ * its data and its cluster configuration (a node restart).
  * @param {number} port
  * @param {string[]} [extraArgs]
+ * @param {string} [dir]
  */
-function spawnRedisServer(port, extraArgs = []) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'epl-redis-'));
+function spawnRedisServer(port, extraArgs = [], dir = mkdtempSync(path.join(os.tmpdir(), 'epl-redis-'))) {
   return spawnRedis(
     ['--port', String(port), '--bind', '127.0.0.1', '--protected-mode', 'yes']
       .concat(['--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'])

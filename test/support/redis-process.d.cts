@@ -13,5 +13,5 @@ export interface SpawnedRedisServer {
   kill(): Promise<void>;
   stop(): Promise<void>;
 }
-export declare function spawnRedisServer(port: number, extraArgs?: string[]): SpawnedRedisServer;
+export declare function spawnRedisServer(port: number, extraArgs?: string[], dir?: string): SpawnedRedisServer;
 export declare function spawnSentinel(port: number, masterName: string, masterPort: number): SpawnedRedisServer;

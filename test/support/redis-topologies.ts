@@ -53,22 +53,26 @@ export interface RedisCluster {
   readonly rootNodes: Array<{ url: string }>;
   /** Every key of every master matching a pattern. */
   keys(pattern: string): Promise<string[]>;
+  /** The port of the master that serves `key`'s slot. */
+  ownerOf(key: string): Promise<number>;
+  /** Stops one master by signal (SIGKILL: at once; SIGTERM: Redis's own shutdown), keeping its directory. */
+  stopNode(port: number, signal: 'SIGKILL' | 'SIGTERM'): Promise<void>;
+  /** Starts a stopped master again (same port, nodes.conf, and data if persistent); resolves once it answers. */
+  startNode(port: number): Promise<void>;
   stop(): Promise<void>;
 }
 
+export interface RedisClusterOptions {
+  /** AOF on, fsync at every write: a node restarted after SIGKILL has every write it acknowledged. */
+  persistent?: boolean;
+}
+
 /** Three masters, no replicas: `redis-cli --cluster create … --cluster-replicas 0 --cluster-yes`. */
-export async function startRedisCluster(): Promise<RedisCluster> {
+export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<RedisCluster> {
   const ports = await Promise.all([freePort(), freePort(), freePort()]);
-  const servers = ports.map((port) =>
-    spawnRedisServer(port, [
-      '--cluster-enabled',
-      'yes',
-      '--cluster-config-file',
-      'nodes.conf',
-      '--cluster-node-timeout',
-      '2000',
-    ]),
-  );
+  const args = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'];
+  if (options.persistent) args.push('--appendonly', 'yes', '--appendfsync', 'always');
+  const servers = ports.map((port) => spawnRedisServer(port, args));
   const output = (): string => servers.map((s) => s.output()).join('\n');
   try {
     for (const port of ports)
@@ -103,8 +107,45 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       }
       return all;
     },
+    async ownerOf(key) {
+      const slot = Number(await ask(ports[0], ['CLUSTER', 'KEYSLOT', key]));
+      for (const port of ports) {
+        const reply = await ask(port, ['CLUSTER', 'SLOTS']);
+        if (!reply) continue; // this one is down: another knows
+        const ranges = JSON.parse(reply) as Array<[number, number, [string, number]]>;
+        const range = ranges.find(([from, to]) => from <= slot && slot <= to);
+        if (range) return range[2][1];
+      }
+      throw new Error(`no master serves slot ${slot}`);
+    },
+    async stopNode(port, signal) {
+      const { child } = serverOn(port);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill(signal);
+      await exited;
+    },
+    async startNode(port) {
+      const previous = serverOn(port);
+      const server = spawnRedisServer(port, args, previous.dir);
+      servers[servers.indexOf(previous)] = server;
+      // This child answers (not another process that took the port meanwhile), with its cluster configuration.
+      await until(
+        `redis-server :${port} again`,
+        async () =>
+          /^process_id:(\d+)/m.exec((await ask(port, ['INFO', 'server'])) ?? '')?.[1] === String(server.child.pid),
+        10_000,
+        output,
+      );
+    },
     stop: () => stopAll(servers),
   };
+
+  function serverOn(port: number): SpawnedRedisServer {
+    const server = servers.find((s) => s.port === port);
+    if (!server) throw new Error(`no cluster node on port ${port}`);
+    return server;
+  }
 }
 
 export interface RedisSentinelGroup {
