@@ -285,6 +285,33 @@ function suite(kind: Kind): void {
       expect(await s.registry.list(user)).toEqual([]);
     });
 
+    it('a session read (and refused) while logoutUser() is ending it still has its tokens revoked', async () => {
+      const user = newUser();
+      const [one, two] = [await signIn(user), await signIn(user)];
+      // The ending's read of `two` waits until `two`'s own next request has come and gone.
+      const get = s.inner.get.bind(s.inner);
+      let reached!: () => void;
+      let release!: () => void;
+      const atGate = new Promise<void>((resolve) => (reached = resolve));
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let armed = true;
+      s.inner.get = (sid, callback) => {
+        if (!armed || sid !== two.sessionId) return get(sid, callback);
+        armed = false;
+        reached();
+        void released.then(() => get(sid, callback));
+      };
+      const ending = s.registry.logoutUser(user, { revoker });
+      await atGate;
+      // Its request, after the "not before" mark: refused.
+      expect((await whoami(s.app, two.cookie)).user).toBeNull();
+      release();
+      expect(await ending).toEqual({ sessions: 2, revoked: 4, queued: 0, failed: 0 });
+      for (const token of tokensOf([one, two])) expect(revokedAtPolar(fake, token)).toBe(true);
+      expect(await stored(s.inner, two.sessionId)).toBeNull();
+      expect(await s.registry.list(user)).toEqual([]);
+    });
+
     it('logoutUser() needs a revoker or an outbox', async () => {
       const user = newUser();
       const b = await signIn(user);
