@@ -92,7 +92,7 @@ export function createMemoryIndex(): SessionIndex {
       if (tombstones.has(ref.tomb)) return 'destroyed';
       const record = recordOf(ref.user, times.now);
       const entry = record?.entries.get(ref.handle);
-      if (isEnded(record, ref.handle, entry?.createdAt)) return 'ended';
+      if (isEnded(record, ref.handle, entry?.createdAt)) return entry ? 'ending' : 'ended';
       if (!entry) write(ref, times, times.now, userAgent);
       else if (times.now - entry.lastSeenAt >= SEEN_EVERY_MS) {
         entry.lastSeenAt = times.now;
@@ -105,7 +105,7 @@ export function createMemoryIndex(): SessionIndex {
       const record = recordOf(ref.user, times.now);
       const entry = record?.entries.get(ref.handle);
       const createdAt = entry?.createdAt ?? times.createdAt;
-      if (isEnded(record, ref.handle, createdAt)) return 'ended';
+      if (isEnded(record, ref.handle, createdAt)) return entry ? 'ending' : 'ended';
       write(ref, times, createdAt, userAgent);
       return 'ok';
     },

@@ -51,7 +51,10 @@ local handle = ARGV[1]
 local now = tonumber(ARGV[3])
 local info = redis.call('HMGET', KEYS[3], handle .. ':c', handle .. ':s')
 local created = tonumber(info[1])
-if ended(KEYS[4], handle, created) then return 'ended' end
+if ended(KEYS[4], handle, created) then
+  if created then return 'ending' end
+  return 'ended'
+end
 if created == nil then
   if ARGV[2] == '' then return 'unknown' end
   write(handle, ARGV[2], now, now, tonumber(ARGV[4]), ARGV[6], ARGV[7])
@@ -65,8 +68,12 @@ return 'ok'
 export const ADMIT = script(`${PRELUDE}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'destroyed' end
 local handle = ARGV[1]
-local created = tonumber(redis.call('HGET', KEYS[3], handle .. ':c')) or tonumber(ARGV[5])
-if ended(KEYS[4], handle, created) then return 'ended' end
+local known = tonumber(redis.call('HGET', KEYS[3], handle .. ':c'))
+local created = known or tonumber(ARGV[5])
+if ended(KEYS[4], handle, created) then
+  if known then return 'ending' end
+  return 'ended'
+end
 write(handle, ARGV[2], created, tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[6], ARGV[7])
 return 'ok'
 `);

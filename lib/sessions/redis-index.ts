@@ -23,7 +23,9 @@ export interface RedisIndexOptions {
 const debug = createDebug('express-polar-logout:sessions');
 
 function verdictOf(reply: unknown): Verdict | 'unknown' {
-  if (reply === 'ok' || reply === 'destroyed' || reply === 'ended' || reply === 'unknown') return reply;
+  if (reply === 'ok' || reply === 'destroyed' || reply === 'ended' || reply === 'ending' || reply === 'unknown') {
+    return reply;
+  }
   throw new Error('unexpected reply from the session index script');
 }
 
