@@ -164,3 +164,15 @@ it('a login right after works and is indexed; regenerate() moves its entry', asy
   expect((await whoami(app, after.cookie)).user).toBeNull();
   expect((await whoami(app, moved.cookie)).user).toBe(user);
 });
+
+// KNOWN DEFECT (lib/middleware.ts, finish()): 'everywhere' counts the current session as ended whenever the logout
+// succeeds (`summary.sessions += 1`), also when the request had no stored session (no cookie, an expired one, or one
+// refused because another logout everywhere is ending it): the answer says 1. Remove `.failing` once fixed.
+it.failing("'everywhere' from a request with no session ends nothing and says so", async () => {
+  const res = await fetch(`${app.url}/logout/everywhere`, {
+    method: 'POST',
+    headers: { accept: 'application/json' },
+  });
+  expect(res.status).toBe(200);
+  expect(await res.json()).toMatchObject({ sessions: { sessions: 0, revoked: 0, queued: 0, failed: 0 } });
+});
