@@ -3,7 +3,7 @@
 // autocannon from this one. Every figure is measured in the same run; one table; exit 1 on a missed target,
 // 2 when no target was missed but a figure started on a busy machine (its result is BUSY, not PASS).
 //
-//   node bench/run.mjs             the full benchmark (about 4 minutes on 2 cores)
+//   node bench/run.mjs             the full benchmark (about 7 minutes on 2 cores)
 //   node bench/run.mjs --quick     the same figures with small counts and one round: a smoke test, not a result
 //   node bench/run.mjs --json [file]  also writes the table as JSON to `file` (to stdout when no file is
 //                                  given; the text table then goes to stderr)
@@ -14,8 +14,10 @@
 //   node bench/run.mjs --throughput  warm-up, then only figures 3a and 4 (network-bound parallelism)
 //   node bench/run.mjs --outbox    only figures 7 and 8 (the revocation outbox: drain under Polar's limit,
 //                                  healthy-path cost)
-//   node bench/run.mjs --drain     only figure 7 (the outbox drain under Polar's rate limit, about 90 s)
-//   node bench/run.mjs --sessions  only figures 9 and 10 (the session registry: log out everywhere, cost per request)
+//   node bench/run.mjs --drain     only figure 7 (the outbox drain under Polar's rate limit and live logouts
+//                                  during a drain, about 3 minutes)
+//   node bench/run.mjs --telemetry only figure 9 (what telemetry costs, without and with an OpenTelemetry SDK)
+//   node bench/run.mjs --sessions  only figures 10 and 11 (the session registry: log out everywhere, cost per request)
 import { execFileSync, fork } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -28,6 +30,8 @@ import { freePort, redisServerAvailable, spawnRedisServer } from '../test/suppor
 import { rpc } from './ipc.mjs';
 import { endLoad, machine, sampleLoad } from './machine.mjs';
 import { summariseProfile } from './profile-summary.mjs';
+import { steadyLogouts } from './steady.mjs';
+import { noTelemetryBuild } from './variants.mjs';
 import { sessionFigures } from './sessions.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -38,6 +42,7 @@ const OVERHEAD_ONLY = args.includes('--overhead');
 const OUTBOX_ONLY = args.includes('--outbox');
 const DRAIN_ONLY = args.includes('--drain');
 const THROUGHPUT_ONLY = args.includes('--throughput');
+const TELEMETRY_ONLY = args.includes('--telemetry');
 const SESSIONS_ONLY = args.includes('--sessions');
 const QUICK = args.includes('--quick');
 // --json, --json FILE or --json=FILE: the table as JSON (stdout when no file is named).
@@ -82,6 +87,7 @@ function start(script, { execArgv = [], env = {} } = {}) {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  if (process.env.DEBUG_PIDS) log(`${script}: pid ${child.pid}`);
   child.once('exit', (code, signal) => {
     if (closing) return;
     console.error(`bench: ${script} exited unexpectedly (${signal ?? code}); stopping.`);
@@ -193,6 +199,7 @@ async function run(ctx, { label, path, connections, amount, timeoutS = 10, expec
     p95: quantile(sorted, 0.95),
     p99: quantile(sorted, 0.99),
     max: sorted.at(-1),
+    durations: sorted,
     timeouts: result.timeouts,
     errors: result.errors,
     connections: seen.connections,
@@ -208,6 +215,7 @@ async function main() {
   // The kernel's one-minute load average before this run has done anything (printed with the table).
   const loadAtStart = loadavg()[0];
   buildIfNeeded();
+  const noTelemetry = await noTelemetryBuild();
   const polar = await start('stand-in.mjs');
   const profileDir = join(here, '.profiles');
   if (PROFILE) mkdirSync(profileDir, { recursive: true });
@@ -217,6 +225,7 @@ async function main() {
       POLAR_URL: polar.info.url,
       POLAR_CLIENT_ID: polar.info.clientId,
       POLAR_CLIENT_SECRET: polar.info.clientSecret,
+      EPL_NO_TELEMETRY_BUILD: noTelemetry,
     },
   });
   const ctx = { app, polar, appUrl: `http://127.0.0.1:${app.info.port}`, problems: [], rows: [], loadAtStart };
@@ -226,6 +235,7 @@ async function main() {
     else {
       if (OUTBOX_ONLY) await outboxFigures(ctx);
       else if (DRAIN_ONLY) await rateLimitedDrain(ctx);
+      else if (TELEMETRY_ONLY) await telemetryCost(ctx);
       else if (SESSIONS_ONLY) await registryFigures(ctx);
       else await benchmark(ctx);
       report(ctx, (performance.now() - began) / 1000);
@@ -288,24 +298,33 @@ function row(ctx, { id, figure, ours, other = '', target = '', pass, load, value
 const middle = (sortedRounds) => sortedRounds[Math.floor(sortedRounds.length / 2)];
 
 /**
- * Rounds of two routes, `a` and `b`; the order flips each round so that neither always runs second, and
- * with `cold` each run starts from a cold connection pool (the stand-in drops every connection first).
- * Returns the rounds sorted by the ratio b / a (see middle()).
+ * Rounds of two routes, `a` and `b` (and the `extra` routes, run in the same rounds); the order rotates each round
+ * so that no route always runs first, and with `cold` each run starts from a cold connection pool (the stand-in
+ * drops every connection first). Returns the rounds sorted by the ratio b / a (see middle()); each round's
+ * `extra` holds the extra routes' runs by name.
  */
-async function pairedRounds(ctx, { label, rounds, a, b, cold = false, connections = 50 }) {
+async function pairedRounds(ctx, { label, rounds, a, b, extra = [], cold = false, connections = 50 }) {
   const results = [];
+  const routes = [a, b, ...extra];
   for (let i = 0; i < rounds; i += 1) {
     const got = new Map();
-    for (const route of i % 2 ? [b, a] : [a, b]) {
+    // Two routes: a b, b a, ...; more: each round starts one further along.
+    const order = routes.length === 2 && i % 2 ? [b, a] : routes.map((_, k) => routes[(k + i) % routes.length]);
+    for (const route of order) {
       if (cold) await ctx.polar.call('drop');
       got.set(
         route,
         await run(ctx, { label: `${label} ${route.name}`, path: route.path, connections, amount: route.amount }),
       );
     }
-    const round = { a: got.get(a), b: got.get(b), ratio: got.get(b).rate / got.get(a).rate };
+    const round = {
+      a: got.get(a),
+      b: got.get(b),
+      ratio: got.get(b).rate / got.get(a).rate,
+      extra: Object.fromEntries(extra.map((route) => [route.name, got.get(route)])),
+    };
     log(
-      `  ${label}, round ${i + 1}: ${b.name} ${round.b.rate.toFixed(0)}/s (app ${round.b.appCpuPerLogoutMs.toFixed(3)} ms CPU/logout), ${a.name} ${round.a.rate.toFixed(0)}/s, ratio ${round.ratio.toFixed(2)}`,
+      `  ${label}, round ${i + 1}: ${b.name} ${round.b.rate.toFixed(0)}/s (app ${round.b.appCpuPerLogoutMs.toFixed(3)} ms CPU/logout), ${a.name} ${round.a.rate.toFixed(0)}/s, ratio ${round.ratio.toFixed(2)}${extra.map((route) => `, ${route.name} ${round.extra[route.name].rate.toFixed(0)}/s`).join('')}`,
     );
     results.push(round);
   }
@@ -338,7 +357,9 @@ async function benchmark(ctx) {
   // Warm-up (JIT, pools) and calibration: the CPU-bound runs below are sized to last ~2.5 s each.
   await polar.call('latency', { ms: 0 });
   const warm = {};
-  for (const route of THROUGHPUT_ONLY ? CPU_ROUTES.filter((r) => /^(ours|naive)$/.test(r.name)) : CPU_ROUTES) {
+  for (const route of THROUGHPUT_ONLY
+    ? CPU_ROUTES.filter((r) => /^(ours|naive|reference)$/.test(r.name))
+    : CPU_ROUTES) {
     const amount = sized(route.warm, 300);
     warm[route.name] = await run(ctx, {
       label: `warm-up ${route.name}`,
@@ -357,11 +378,12 @@ async function benchmark(ctx) {
   await networkBound(ctx);
   await boundedWait(ctx);
   await memory(ctx);
+  await telemetryCost(ctx);
   await outboxFigures(ctx);
   await registryFigures(ctx);
 }
 
-/** Figures 9 and 10 (bench/sessions.mjs): the session registry, with its own app and redis-server. */
+/** Figures 10 and 11 (bench/sessions.mjs): the session registry, with its own app and redis-server. */
 function registryFigures(ctx) {
   // Its app is ended on purpose: `closing` keeps start()'s watchdog quiet while it exits.
   const stopping = (on) => void (closing = on);
@@ -470,11 +492,32 @@ async function cpuBound(ctx, warm) {
   });
 }
 
-/** Figure 1: 100 ms at the stand-in, concurrency 5 so that neither CPU nor queueing is the limit. */
+/**
+ * Figure 1: 100 ms at the stand-in, concurrency 5 so that neither CPU nor queueing is the limit. Ours and the
+ * reference route (bench/reference-route.mjs: the same harness, nothing the library adds) run in alternating
+ * chunks, so both meet the same moments of the machine: what is above 100 ms in the reference is the harness's
+ * (load generator, Express and express-session, the stand-in, the processes' wake-ups), the rest is ours.
+ */
 async function latency(ctx) {
   const load = await figureStart(ctx, '1', 'latency, 100 ms at the stand-in, concurrency 5');
   await ctx.polar.call('latency', { ms: 100 });
-  const par = await run(ctx, { label: 'latency ours', path: '/logout', connections: 5, amount: sized(250, 30) });
+  const chunks = sized(5, 1);
+  const chunk = sized(50, 30);
+  const durations = { ours: [], reference: [] };
+  for (let i = 0; i < chunks; i += 1) {
+    for (const [name, path] of i % 2
+      ? [
+          ['reference', '/reference-logout'],
+          ['ours', '/logout'],
+        ]
+      : [
+          ['ours', '/logout'],
+          ['reference', '/reference-logout'],
+        ]) {
+      const r = await run(ctx, { label: `latency ${name}`, path, connections: 5, amount: chunk });
+      durations[name].push(...r.durations);
+    }
+  }
   const parNaive = await run(ctx, {
     label: 'latency naive',
     path: '/naive-logout',
@@ -482,8 +525,14 @@ async function latency(ctx) {
     amount: sized(100, 30),
   });
   figureEnd(load);
+  const pooled = (values) => {
+    const sorted = [...values].sort((x, y) => x - y);
+    return { p50: quantile(sorted, 0.5), p95: quantile(sorted, 0.95), amount: sorted.length };
+  };
+  const par = pooled(durations.ours);
+  const ref = pooled(durations.reference);
   log(
-    `latency: ours p50 ${par.p50.toFixed(1)} ms p95 ${par.p95.toFixed(1)} ms, naive p50 ${parNaive.p50.toFixed(1)} ms`,
+    `latency: ours p50 ${par.p50.toFixed(1)} ms p95 ${par.p95.toFixed(1)} ms, reference p50 ${ref.p50.toFixed(1)} ms, naive p50 ${parNaive.p50.toFixed(1)} ms`,
   );
   const cell = (r) =>
     `${(r.p50 / 100).toFixed(3)} (p50 ${r.p50.toFixed(1)}, p95 ${r.p95.toFixed(1)} ms, n ${r.amount})`;
@@ -499,7 +548,16 @@ async function latency(ctx) {
     values: {
       ours: { p50: par.p50, p95: par.p95, n: par.amount },
       naive: { p50: parNaive.p50, p95: parNaive.p95, n: parNaive.amount },
+      reference: { p50: ref.p50, p95: ref.p95, n: ref.amount },
     },
+  });
+  row(ctx, {
+    id: '1.reference',
+    figure: '    the reference route in the same runs, p50 - p50',
+    ours: `${(par.p50 - ref.p50).toFixed(1)} ms`,
+    other: `reference ${cell(ref)}`,
+    load,
+    values: { difference: par.p50 - ref.p50 },
   });
 }
 
@@ -518,6 +576,8 @@ async function networkBound(ctx) {
     connections: 10,
     a: { name: 'naive', path: '/naive-logout', amount: sized(300, 100) },
     b: { name: 'ours', path: '/logout', amount: sized(600, 200) },
+    // The same harness without the library: what it leaves of the 200/s limit is not ours to win back.
+    extra: [{ name: 'reference', path: '/reference-logout', amount: sized(600, 200) }],
   });
   figureEnd(load);
   const { a: naive, b: ours, ratio } = middle(rounds);
@@ -546,6 +606,16 @@ async function networkBound(ctx) {
     pass: ratio >= 1.9,
     load,
     values: { ratio },
+  });
+  const referenceRate = median(rounds.map((r) => r.extra.reference.rate));
+  const oursRate = median(rounds.map((r) => r.b.rate));
+  row(ctx, {
+    id: '3a.reference',
+    figure: `    the reference route in the same rounds, ${ofRounds}`,
+    ours: `ours / reference ${(oursRate / referenceRate).toFixed(2)}`,
+    other: `reference ${referenceRate.toFixed(0)}/s (${(referenceRate / LIMIT).toFixed(2)} x limit)`,
+    load,
+    values: { reference: referenceRate, ratio: oursRate / referenceRate },
   });
   const per1000 = (r) => ((r.connections / r.amount) * 1000).toFixed(1);
   row(ctx, {
@@ -635,6 +705,87 @@ async function memory(ctx) {
   });
 }
 
+/**
+ * Figure 9: what telemetry costs. /logout against /logout-no-telemetry, the same options on a build of the same
+ * sources whose telemetry entry points are no-ops (bench/variants.mjs, bench/telemetry-off.mjs): the difference is
+ * the telemetry code alone. Instant stand-in, 50 in flight (the app's core is the limit, so CPU shows as
+ * throughput); five alternating rounds with no subscriber and no SDK (the API is installed, as a devDependency:
+ * the case of an app that has it without an SDK), then three with an OpenTelemetry SDK registered in the app
+ * (bench/app.mjs: periodic metric reader and batched spans, both to memory, emptied every second).
+ */
+async function telemetryCost(ctx) {
+  const { polar, app, problems } = ctx;
+  const load = await figureStart(ctx, '9', 'telemetry cost, instant stand-in, concurrency 50');
+  await polar.call('latency', { ms: 0 });
+  const warm = {};
+  for (const [name, path] of [
+    ['ours', '/logout'],
+    ['without', '/logout-no-telemetry'],
+  ]) {
+    warm[name] = await run(ctx, { label: `warm-up ${name}`, path, connections: 50, amount: sized(3000, 300) });
+    log(`warm-up ${name}: ${warm[name].rate.toFixed(0)}/s`);
+  }
+  const seconds = sized(2.5, 0.5);
+  const amount = Math.max(200, Math.round((Math.min(warm.ours.rate, warm.without.rate) * seconds) / 50) * 50);
+  const without = { name: 'without telemetry', path: '/logout-no-telemetry', amount };
+  const ours = { name: 'ours', path: '/logout', amount };
+  const off = await pairedRounds(ctx, { label: 'telemetry, no SDK', rounds: sized(5, 1), a: without, b: ours });
+  await app.call('otel', { on: true });
+  let sdk;
+  let exported;
+  try {
+    await run(ctx, { label: 'warm-up ours with the SDK', path: '/logout', connections: 50, amount: sized(2000, 300) });
+    sdk = await pairedRounds(ctx, { label: 'telemetry, SDK', rounds: sized(3, 1), a: without, b: ours });
+  } finally {
+    exported = await app.call('otel', { on: false });
+  }
+  figureEnd(load);
+  // Three spans per logout of ours (the logout and its two revocations), none from the other route.
+  const oursWithSdk = sized(2000, 300) + sdk.length * amount;
+  if (exported.spans !== 3 * oursWithSdk) {
+    problems.push(`telemetry with SDK: ${exported.spans} spans exported, expected ${3 * oursWithSdk}`);
+  }
+  log(`telemetry with SDK: ${exported.spans} spans and ${exported.metricExports} metric exports`);
+
+  const cpuRatio = (rounds) => median(rounds.map((r) => r.a.appCpuPerLogoutMs / r.b.appCpuPerLogoutMs));
+  const cell = (rounds) => {
+    const { a, b, ratio } = middle(rounds);
+    return `${ratio.toFixed(3)} (${b.rate.toFixed(0)}/s vs ${a.rate.toFixed(0)}/s)`;
+  };
+  const cpuCell = (rounds) => {
+    const m = middle(rounds);
+    return `per CPU-second ${cpuRatio(rounds).toFixed(3)} (${m.b.appCpuPerLogoutMs.toFixed(3)} vs ${m.a.appCpuPerLogoutMs.toFixed(3)} ms)`;
+  };
+  const offRatio = middle(off).ratio;
+  row(ctx, {
+    id: '9',
+    figure: `9. logouts/s, ours / telemetry stubbed out, no subscriber, no SDK, ${off.length === 1 ? 'one round' : `median of ${off.length}`}`,
+    ours: cell(off),
+    other: cpuCell(off),
+    target: '>= 0.98',
+    pass: offRatio >= 0.98,
+    load,
+    values: {
+      ratio: offRatio,
+      cpuRatio: cpuRatio(off),
+      rounds: off.map((r) => ({ ratio: r.ratio, ours: r.b.rate, without: r.a.rate })),
+    },
+  });
+  row(ctx, {
+    id: '9.sdk',
+    figure: `   same, OpenTelemetry SDK registered (in-memory exporters), ${sdk.length === 1 ? 'one round' : `median of ${sdk.length}`}`,
+    ours: cell(sdk),
+    other: cpuCell(sdk),
+    load,
+    values: {
+      ratio: middle(sdk).ratio,
+      cpuRatio: cpuRatio(sdk),
+      spans: exported.spans,
+      rounds: sdk.map((r) => ({ ratio: r.ratio, ours: r.b.rate, without: r.a.rate })),
+    },
+  });
+}
+
 /** Prints the one table (with the correctness row), writes the JSON, sets the exit code. */
 function report(ctx, seconds) {
   const { rows, problems } = ctx;
@@ -647,7 +798,7 @@ function report(ctx, seconds) {
   });
   // Figure 2's row is added after figure 6 is measured; the table keeps the figures' order.
   const order = (id) =>
-    ['1', '2', '3a', '3b', '4', '5', '6', '7', '8', '9', '10', 'correctness'].indexOf(id.split('.')[0]);
+    ['1', '2', '3a', '3b', '4', '5', '6', '7', '8', '9', '10', '11', 'correctness'].indexOf(id.split('.')[0]);
   rows.sort((x, y) => order(x.id) - order(y.id));
   const m = machine();
   const header = ['figure', 'ours', 'naive / other', 'target', 'load', 'result'];
@@ -768,6 +919,7 @@ async function rateLimitedDrain(ctx) {
   const workers = [];
   const drains = [];
   let load;
+  let live;
   try {
     for (let i = 0; i < 3; i += 1) workers.push(await start('outbox-worker.mjs', { env }));
     await polar.call('limit', { rateLimit: { ...rateLimit, retryAfter: true } });
@@ -804,6 +956,7 @@ async function rateLimitedDrain(ctx) {
       );
     }
     figureEnd(load);
+    live = await liveDuringDrain(ctx, { redis, worker: workers[0], rateLimit, perS, concurrency });
   } finally {
     // Ended on purpose: `closing` keeps start()'s watchdog quiet until they have exited.
     closing = true;
@@ -816,6 +969,7 @@ async function rateLimitedDrain(ctx) {
     );
     closing = false;
     await redis.stop();
+    await ctx.app.call('liveStop');
     await polar.call('limit', { rateLimit: null });
     await polar.call('latency', { ms: 0 });
   }
@@ -832,6 +986,103 @@ async function rateLimitedDrain(ctx) {
       values: { share, rate: d.rate, limit: perS, seconds: d.seconds, rejected429: d.rejected429, workers: d.count },
     });
   }
+  if (live) {
+    const { quiet, busy, perSecond, drainRate, load: liveLoad } = live;
+    const ratio = busy.p99 / quiet.p99;
+    const rejected429 = quiet.rejected429 + busy.rejected429;
+    row(ctx, {
+      id: '7.live',
+      figure: `   live logouts at ${perSecond}/s (${2 * perSecond} calls/s), p99 during a drain / without`,
+      ours: `${ratio.toFixed(2)} (p99 ${busy.p99.toFixed(1)} vs ${quiet.p99.toFixed(1)} ms, n ${busy.n} each)`,
+      other: `drain ${drainRate.toFixed(1)}/s meanwhile, ${rejected429} × 429, ${quiet.throttled + busy.throttled} throttled`,
+      target: '<= 1.2, 0 × 429',
+      pass: ratio <= 1.2 && rejected429 === 0 && quiet.throttled + busy.throttled === 0,
+      load: liveLoad,
+      values: {
+        ratio,
+        perSecond,
+        drainRate,
+        rejected429,
+        quiet: { p50: quiet.p50, p99: quiet.p99, n: quiet.n, throttled: quiet.throttled },
+        duringDrain: { p50: busy.p50, p99: busy.p99, n: busy.n, throttled: busy.throttled },
+      },
+    });
+  }
+}
+
+/** Figure 7's live logouts: a steady rate, modest next to the limit (a fifth of it), well within the reserve. */
+const LIVE_PER_SECOND = 5;
+
+/**
+ * Figure 7, live logouts: LIVE_PER_SECOND logouts a second (steady, open loop) through /logout-live, a
+ * polarLogout with the same `rateLimit` sharing the budget on the drain's Redis, first with no drain, then while
+ * one worker drains a fresh queue large enough to outlast them. The stand-in still models Polar's limit and
+ * answers after 50 ms. Both phases: p99 of 200 logouts (40 with --quick), every session gone, every token revoked
+ * (a live call the budget could not cover would have left its token active: `throttled`), 429s counted.
+ */
+async function liveDuringDrain(ctx, { redis, worker, rateLimit, perS, concurrency }) {
+  const { app, polar, appUrl, problems } = ctx;
+  const perSecond = LIVE_PER_SECOND;
+  const amount = sized(200, 40);
+  const load = await figureStart(ctx, '7.live', `live logouts at ${perSecond}/s, with and without a drain`);
+  await app.call('liveStart', { redisUrl: redis.url, rateLimit });
+
+  const phase = async (label) => {
+    const tokens = await polar.call('issuePairs', { n: amount });
+    const cookies = await app.call('seed', { tokens });
+    const before = await polar.call('stats');
+    const r = await steadyLogouts({ url: `${appUrl}/logout-live`, cookies, perSecond });
+    const after = await polar.call('stats');
+    const active = await polar.call('activeAmong', { tokens });
+    const left = await app.call('count');
+    const fail = (what) => problems.push(`live logouts ${label}: ${what}`);
+    if ((r.statuses[303] ?? 0) !== amount)
+      fail(`${r.statuses[303] ?? 0}/${amount} answered 303 (${JSON.stringify(r.statuses)})`);
+    if (left !== 0) fail(`${left} seeded sessions are still in the store`);
+    if (r.late > 0) fail(`${r.late} requests left late (the load generator fell behind)`);
+    const result = {
+      n: r.durations.length,
+      p50: quantile(r.durations, 0.5),
+      p99: quantile(r.durations, 0.99),
+      seconds: r.seconds,
+      calls: after.calls - before.calls,
+      rejected429: after.rejected429 - before.rejected429,
+      throttled: active,
+    };
+    log(
+      `live logouts ${label}: p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms over ${result.n} (slowest ${r.durations
+        .slice(-3)
+        .map((d) => d.toFixed(0))
+        .join(
+          ', ',
+        )} ms), ${result.calls} calls at the stand-in in ${r.seconds.toFixed(1)} s, ${result.rejected429} × 429, ${active} tokens left active`,
+    );
+    return result;
+  };
+
+  // Warm-up (not measured): the handler's first calls open its Redis connection and load what it needs.
+  const warmTokens = await polar.call('issuePairs', { n: 10 });
+  await steadyLogouts({
+    url: `${appUrl}/logout-live`,
+    cookies: await app.call('seed', { tokens: warmTokens }),
+    perSecond,
+  });
+  const quiet = await phase('without a drain');
+  // A queue that one worker cannot empty before the live phase ends, even at the full limit.
+  const queued = Math.ceil((amount / perSecond) * perS * 1.3);
+  const tokens = await polar.call('issueAccess', { n: queued });
+  await worker.call('enqueue', { tokens, redisUrl: redis.url, rateLimit, concurrency });
+  await worker.call('work', { redisUrl: redis.url, rateLimit, concurrency });
+  // Until the drain has spent the burst and runs at the budget's pace, as in a long drain.
+  await new Promise((resolve) => setTimeout(resolve, sized(3000, 1000)));
+  const busy = await phase('during a drain');
+  const settled = await worker.call('settled');
+  await worker.call('stopWork');
+  figureEnd(load);
+  const drainRate = (busy.calls - 2 * amount) / busy.seconds;
+  const settledCount = Object.values(settled).reduce((a, b) => a + b, 0);
+  if (settledCount >= queued) problems.push('live logouts during a drain: the drain ended before the live logouts did');
+  return { quiet, busy, perSecond, drainRate, load };
 }
 
 /** Figures 8 (healthy-path cost of a configured outbox) and 7 (the drain under Polar's rate limit). */

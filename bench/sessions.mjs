@@ -1,9 +1,9 @@
-// Figures 9 and 10: the session registry (log out everywhere). Called by run.mjs with its helpers, so that the
+// Figures 10 and 11: the session registry (log out everywhere). Called by run.mjs with its helpers, so that the
 // figures join the one table; the app (bench/sessions-app.mjs) and its redis-server are this module's own.
 //
-// 9. Log out everywhere for a user with 100 sessions, the stand-in answering at once: the time of the whole
+// 10. Log out everywhere for a user with 100 sessions, the stand-in answering at once: the time of the whole
 //    request (200 tokens revoked, 100 sessions ended) and the calls Polar received. Reported.
-// 10. The registry's cost on requests that do not modify the session (GET, a signed-in session): Redis commands
+// 11. The registry's cost on requests that do not modify the session (GET, a signed-in session): Redis commands
 //    per request beyond connect-redis's own (target: at most 1, the tombstone and "not before" checks together),
 //    and the throughput with the registry over without it (target >= 0.9), concurrency 50, paired rounds.
 import { performance } from 'node:perf_hooks';
@@ -44,7 +44,7 @@ export async function sessionFigures(ctx, tools) {
   const { start, stopping, figureStart, figureEnd, row, log, sized, median, startRedis } = tools;
   const redis = await startRedis();
   if (!redis) {
-    ctx.problems.push('figures 9 and 10: no redis-server to run (apt-get install redis-server)');
+    ctx.problems.push('figures 10 and 11: no redis-server to run (apt-get install redis-server)');
     return;
   }
   const app = await start('sessions-app.mjs', {
@@ -70,7 +70,7 @@ export async function sessionFigures(ctx, tools) {
 
 async function everywhereFigure(ctx, { app, base, figureStart, figureEnd, row, log, sized, median }) {
   const { polar, problems } = ctx;
-  const load = await figureStart(ctx, '9', `log out everywhere, ${USER_SESSIONS} sessions, instant stand-in`);
+  const load = await figureStart(ctx, '10', `log out everywhere, ${USER_SESSIONS} sessions, instant stand-in`);
   await polar.call('latency', { ms: 0 });
   const times = [];
   const calls = [];
@@ -88,7 +88,7 @@ async function everywhereFigure(ctx, { app, base, figureStart, figureEnd, row, l
     const body = await res.json().catch(() => ({}));
     const seen = await polar.call('stats');
     const after = await app.call('count');
-    const fail = (what) => problems.push(`figure 9, round ${i + 1}: ${what}`);
+    const fail = (what) => problems.push(`figure 10, round ${i + 1}: ${what}`);
     if (res.status !== 200) fail(`answered ${res.status}`);
     if (body.sessions?.sessions !== USER_SESSIONS) fail(`ended ${body.sessions?.sessions} sessions`);
     if (body.sessions?.revoked !== 2 * USER_SESSIONS) fail(`revoked ${body.sessions?.revoked} tokens`);
@@ -102,8 +102,8 @@ async function everywhereFigure(ctx, { app, base, figureStart, figureEnd, row, l
   figureEnd(load);
   const ms = median(times);
   row(ctx, {
-    id: '9',
-    figure: `9. log out everywhere, ${USER_SESSIONS} sessions, instant Polar`,
+    id: '10',
+    figure: `10. log out everywhere, ${USER_SESSIONS} sessions, instant Polar`,
     ours: `${ms.toFixed(1)} ms, ${median(calls)} calls to Polar`,
     other: `${(ms / USER_SESSIONS).toFixed(2)} ms per session`,
     target: 'report',
@@ -113,12 +113,19 @@ async function everywhereFigure(ctx, { app, base, figureStart, figureEnd, row, l
 }
 
 async function costFigure(ctx, { app, base, figureStart, figureEnd, row, log, sized, median }) {
-  const load = await figureStart(ctx, '10', 'registry cost per request, GET, signed in, concurrency 50');
+  const load = await figureStart(ctx, '11', 'registry cost per request, GET, signed in, concurrency 50');
   const n = sized(2000, 200);
   const cookies = {
     plain: await app.call('seed', { n, via: 'plain' }),
     reg: await app.call('seed', { n, via: 'reg' }),
   };
+  // Both routes must find their sessions (a route that answers as signed out would be fast for nothing).
+  for (const via of ['plain', 'reg']) {
+    for (const cookie of [cookies[via][0], cookies[via].at(-1)]) {
+      const body = await (await fetch(`${base}/${via}/whoami`, { headers: { cookie } })).json();
+      if (!body.user) ctx.problems.push(`figure 11: ${via} answered a seeded session as signed out`);
+    }
+  }
   // Redis round trips per request, each route alone, counted by the app's client.
   const commandsPer = {};
   for (const via of ['plain', 'reg']) {
@@ -145,8 +152,8 @@ async function costFigure(ctx, { app, base, figureStart, figureEnd, row, log, si
   await app.call('flush');
   const extra = commandsPer.reg - commandsPer.plain;
   row(ctx, {
-    id: '10',
-    figure: '10. registry, GET with a signed-in session: Redis round trips',
+    id: '11',
+    figure: '11. registry, GET with a signed-in session: Redis round trips',
     ours: `${commandsPer.reg.toFixed(2)} per request`,
     other: `bare connect-redis ${commandsPer.plain.toFixed(2)}`,
     target: '<= 1 extra',
@@ -156,7 +163,7 @@ async function costFigure(ctx, { app, base, figureStart, figureEnd, row, log, si
   });
   const ratio = median(ratios);
   row(ctx, {
-    id: '10.rate',
+    id: '11.rate',
     figure: `    requests/s, registry / bare store, ${ratios.length === 1 ? 'one round' : `median of ${ratios.length} rounds`}`,
     ours: ratio.toFixed(3),
     other: `${median(rates.reg).toFixed(0)}/s vs ${median(rates.plain).toFixed(0)}/s`,

@@ -1,7 +1,13 @@
 // Child process: the Polar stand-in from express-polar-logout/testing, driven over IPC by bench/run.mjs.
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { serve } from './ipc.mjs';
 
-const { startFakePolar } = await import(new URL('../dist/testing/index.mjs', import.meta.url).href);
+// EPL_DIST: another build's dist/ (bench/ab.mjs --polar), default this checkout's.
+const dist = process.env.EPL_DIST
+  ? pathToFileURL(`${resolve(process.env.EPL_DIST)}/`)
+  : new URL('../dist/', import.meta.url);
+const { startFakePolar } = await import(new URL('testing/index.mjs', dist).href);
 
 let polar = await startFakePolar();
 const { clientId, clientSecret } = polar;
@@ -32,6 +38,19 @@ serve({
     batch = [];
     for (let i = 0; i < n; i += 1) batch.push(polar.issueTokens().accessToken);
     return batch;
+  },
+  /** Issues n token pairs without touching the current batch (figure 7's live logouts, beside a drain's batch). */
+  issuePairs({ n }) {
+    const tokens = [];
+    for (let i = 0; i < n; i += 1) {
+      const { accessToken, refreshToken } = polar.issueTokens();
+      tokens.push(accessToken, refreshToken);
+    }
+    return tokens;
+  },
+  /** How many of `tokens` are still active. */
+  activeAmong({ tokens }) {
+    return tokens.filter((token) => polar.isActive(token)).length;
   },
   latency({ ms }) {
     latencyMs = ms;

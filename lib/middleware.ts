@@ -178,8 +178,9 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
           scope,
           ...(summary && { sessions: summary }),
           ...(failure && { error: { code: failure } }),
-          ...(!failure && indexFailed && { error: { code: 'SESSION_INDEX_FAILED' as const } }),
+          // One error code: other sessions left signed in outweigh this session's missing tombstone.
           ...(tombstoneFailed && { error: { code: 'TOMBSTONE_FAILED' as const } }),
+          ...(!failure && indexFailed && { error: { code: 'SESSION_INDEX_FAILED' as const } }),
         });
         await runAuditHook(onLogout, event, req, timeoutMs, sessionView ?? {});
       }

@@ -97,32 +97,51 @@ export interface PolarRevoker {
 }
 
 /**
- * The deadline shared by the calls of one revoke(): the platform's timeout signal, joined with the caller's.
- * Its timer is unref'd and needs no clearing; one signal cancels the requests and the waits between them.
+ * The deadline shared by the calls of one revoke(): one timer and one controller, joined with the caller's signal.
+ * One signal cancels the requests and the waits between them. Released when the call settles: the timer is
+ * cleared and the caller's signal let go (a timer left to fire after the call, as AbortSignal.timeout's would,
+ * costs a wake-up, an exception and an event per logout seconds later, and keeps its objects alive until then).
  */
 interface Budget {
   readonly signal: AbortSignal;
-  /** The budget's own timeout, to tell TIMEOUT from the caller's ABORTED. */
-  readonly timeout: AbortSignal;
   readonly expiresAt: number;
   readonly priority: CallPriority;
+  /** Whether the budget's own deadline, not the caller, cancelled the call (TIMEOUT rather than ABORTED). */
+  readonly timedOut: boolean;
+  /** Clears the timer and stops listening to the caller's signal; the signal stays as it is. */
+  release(): void;
 }
 
 function startBudget({ timeoutMs, signal: external, priority }: CallSettings): Budget {
-  const timeout = AbortSignal.timeout(timeoutMs);
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    // The caller's abort, if it came first, stays the reason.
+    if (controller.signal.aborted) return;
+    timedOut = true;
+    controller.abort(new DOMException('The revocation ran out of its time budget', 'TimeoutError'));
+  }, timeoutMs);
+  timer.unref();
+  const onExternalAbort = (): void => controller.abort(external?.reason);
+  if (external?.aborted) onExternalAbort();
+  else external?.addEventListener('abort', onExternalAbort, { once: true });
   return {
-    signal: external ? AbortSignal.any([timeout, external]) : timeout,
-    timeout,
+    signal: controller.signal,
     expiresAt: performance.now() + timeoutMs,
     priority,
+    get timedOut() {
+      return timedOut;
+    },
+    release() {
+      clearTimeout(timer);
+      external?.removeEventListener('abort', onExternalAbort);
+    },
   };
 }
 
 /** The failure a cancelled call reports: the budget ran out, or the caller aborted (whichever came first). */
 function abortFailure(budget: Budget): AttemptFailure {
-  return budget.timeout.aborted && budget.signal.reason === budget.timeout.reason
-    ? { code: 'TIMEOUT', retryable: true }
-    : { code: 'ABORTED', retryable: true };
+  return budget.timedOut ? { code: 'TIMEOUT', retryable: true } : { code: 'ABORTED', retryable: true };
 }
 
 const ABORTED: unique symbol = Symbol('aborted');
@@ -529,7 +548,13 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
       }
       turn = true;
     }
-    return revokeWithin(token, hint, shared ?? startBudget(call), call.retries, turn);
+    if (shared) return revokeWithin(token, hint, shared, call.retries, turn);
+    const budget = startBudget(call);
+    try {
+      return await revokeWithin(token, hint, budget, call.retries, turn);
+    } finally {
+      budget.release();
+    }
   }
 
   async function revoke(tokens: TokenPair, options: RevokeCallOptions = {}): Promise<RevocationResult> {
@@ -540,14 +565,20 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     }
     // One budget for both calls of a live logout; a drain's calls each start theirs after their turn.
     const budget = call.priority === 'live' ? startBudget(call) : undefined;
-    // Both calls go out at once: the access token dies even when the refresh call fails.
-    const [access, refresh] = await Promise.all([
-      accessToken === undefined ? absent() : revokeCall(accessToken, 'access_token', call, budget).then(publicOutcome),
-      refreshToken === undefined
-        ? absent()
-        : revokeCall(refreshToken, 'refresh_token', call, budget).then(publicOutcome),
-    ]);
-    return { accessToken: access, refreshToken: refresh };
+    try {
+      // Both calls go out at once: the access token dies even when the refresh call fails.
+      const [access, refresh] = await Promise.all([
+        accessToken === undefined
+          ? absent()
+          : revokeCall(accessToken, 'access_token', call, budget).then(publicOutcome),
+        refreshToken === undefined
+          ? absent()
+          : revokeCall(refreshToken, 'refresh_token', call, budget).then(publicOutcome),
+      ]);
+      return { accessToken: access, refreshToken: refresh };
+    } finally {
+      budget?.release();
+    }
   }
 
   async function verify(options: VerifyOptions = {}): Promise<VerifyResult> {

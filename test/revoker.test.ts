@@ -1,3 +1,5 @@
+import { createHook } from 'node:async_hooks';
+import { getEventListeners } from 'node:events';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { createPolarRevoker, polarLogout, PolarLogoutError, type PolarRevoker, type TokenTypeHint } from '../lib';
@@ -83,6 +85,42 @@ describe('createPolarRevoker', () => {
     const result = await revoker.revoke(fake.issueTokens(), { signal: controller.signal });
     expect(Date.now() - started).toBeLessThan(800);
     expect(result.accessToken).toMatchObject({ status: 'failed', error: { code: 'ABORTED' } });
+  });
+
+  it('leaves no timer and no listener behind once a call settles', async () => {
+    // A budget timer left to fire after the call (AbortSignal.timeout's) wakes the process seconds later and
+    // builds an exception and an event per logout. Timers are found by their delay: nothing else here uses 4321.
+    const TIMEOUT_MS = 4321;
+    const pending = new Set<number>();
+    const hook = createHook({
+      init(id, type, _trigger, resource) {
+        if (type === 'Timeout' && (resource as { _idleTimeout?: number })._idleTimeout === TIMEOUT_MS) pending.add(id);
+      },
+      destroy(id) {
+        pending.delete(id);
+      },
+    }).enable();
+    const caller = new AbortController();
+    try {
+      const results = await Promise.all([
+        revoker.revoke(fake.issueTokens(), { timeoutMs: TIMEOUT_MS }),
+        revoker.revoke(fake.issueTokens(), { timeoutMs: TIMEOUT_MS, signal: caller.signal }),
+        revoker.revokeToken(fake.issueTokens().accessToken, 'access_token', { timeoutMs: TIMEOUT_MS }),
+        revoker.revokeToken('t', 'refresh_token', { timeoutMs: TIMEOUT_MS, signal: caller.signal, retries: 0 }),
+      ]);
+      expect(results.map((r) => ('status' in r ? r.status : r.accessToken.status))).toEqual([
+        'revoked',
+        'revoked',
+        'revoked',
+        'revoked',
+      ]);
+      await new Promise((resolve) => setImmediate(resolve)); // destroy hooks are emitted asynchronously
+      expect(pending.size).toBe(0);
+      // The caller's long-lived signal is let go too: no listener per call accumulates on it.
+      expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
+    } finally {
+      hook.disable();
+    }
   });
 
   it('honours a per-call timeout and retries override', async () => {
