@@ -528,24 +528,17 @@ describeWithRedis("the index's Redis gone during a logout", () => {
     }
   }, 30_000);
 
-  // KNOWN DEFECT (lib/middleware.ts, finish()): the README promises `error: { code: 'SESSION_INDEX_FAILED' }` in the
-  // event when the index does not answer, but the index's Redis also holds the tombstones, so the current session's
-  // destroy fails to record its tombstone too, and TOMBSTONE_FAILED (spread last) replaces SESSION_INDEX_FAILED: the
-  // audit never says that the other sessions are still alive. Remove `.failing` once fixed.
-  it.failing(
-    "'everywhere': its audit event says the other sessions could not be ended",
-    async () => {
-      const g = await indexGone();
-      try {
-        await post(g.app, '/logout/everywhere', g.browsers[0]!.cookie);
-        const event = g.app.records.filter((r) => r.type === 'logout').at(-1)?.event;
-        expect(event).toMatchObject({ scope: 'everywhere', loggedOut: true, error: { code: 'SESSION_INDEX_FAILED' } });
-      } finally {
-        await g.close();
-      }
-    },
-    30_000,
-  );
+  // The index's Redis also holds the tombstones: this session's tombstone fails too, and must not mask the index's failure.
+  it("'everywhere': its audit event says the other sessions could not be ended", async () => {
+    const g = await indexGone();
+    try {
+      await post(g.app, '/logout/everywhere', g.browsers[0]!.cookie);
+      const event = g.app.records.filter((r) => r.type === 'logout').at(-1)?.event;
+      expect(event).toMatchObject({ scope: 'everywhere', loggedOut: true, error: { code: 'SESSION_INDEX_FAILED' } });
+    } finally {
+      await g.close();
+    }
+  }, 30_000);
 });
 
 describe('options', () => {
