@@ -138,6 +138,16 @@ export async function endSessions(
       await Promise.resolve(ctx.index.drop(ref, Date.now())).catch(() => debug('could not drop a stale entry'));
       return;
     }
+    // The tombstone goes first (with the entry), so that no write can land between the delete and the tombstone.
+    // Whoever removes the entry ends the session: another logout everywhere running at the same time, or the
+    // session's own logout, skips it instead of revoking its tokens and counting it a second time.
+    let claimed = true;
+    try {
+      claimed = await ctx.index.drop(ref, Date.now(), ctx.tombstoneTtlMs);
+    } catch {
+      debug('could not record the tombstone of a session being ended; destroying it anyway');
+    }
+    if (!claimed) return;
     let tokens: NormalisedTokens = { accessToken: undefined, refreshToken: undefined };
     if (data) {
       try {
@@ -156,12 +166,6 @@ export async function endSessions(
           countOutcome(summary, result.refreshToken);
         }),
       );
-    }
-    // The tombstone goes first (with the entry), so that no write can land between the delete and the tombstone.
-    try {
-      await ctx.index.drop(ref, Date.now(), ctx.tombstoneTtlMs);
-    } catch {
-      debug('could not record the tombstone of a session being ended; destroying it anyway');
     }
     if (!data) return;
     try {

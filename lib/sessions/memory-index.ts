@@ -46,13 +46,15 @@ export function createMemoryIndex(): SessionIndex {
     return createdAt === undefined || createdAt <= mark.at;
   }
 
-  function remove(user: string, handle: string): void {
+  /** Whether there was an entry to remove. */
+  function remove(user: string, handle: string): boolean {
     const record = users.get(user);
     const entry = record?.entries.get(handle);
-    if (!record || !entry) return;
+    if (!record || !entry) return false;
     record.entries.delete(handle);
     owners.delete(entry.tomb);
     if (record.entries.size === 0 && !record.mark) users.delete(user);
+    return true;
   }
 
   function write(ref: SessionRef, times: SessionTimes, createdAt: number, userAgent: string | undefined): void {
@@ -90,7 +92,7 @@ export function createMemoryIndex(): SessionIndex {
       if (tombstones.has(ref.tomb)) return 'destroyed';
       const record = recordOf(ref.user, times.now);
       const entry = record?.entries.get(ref.handle);
-      if (isEnded(record, ref.handle, entry?.createdAt)) return 'ended';
+      if (isEnded(record, ref.handle, entry?.createdAt)) return entry ? 'ending' : 'ended';
       if (!entry) write(ref, times, times.now, userAgent);
       else if (times.now - entry.lastSeenAt >= SEEN_EVERY_MS) {
         entry.lastSeenAt = times.now;
@@ -103,7 +105,7 @@ export function createMemoryIndex(): SessionIndex {
       const record = recordOf(ref.user, times.now);
       const entry = record?.entries.get(ref.handle);
       const createdAt = entry?.createdAt ?? times.createdAt;
-      if (isEnded(record, ref.handle, createdAt)) return 'ended';
+      if (isEnded(record, ref.handle, createdAt)) return entry ? 'ending' : 'ended';
       write(ref, times, createdAt, userAgent);
       return 'ok';
     },
@@ -123,7 +125,7 @@ export function createMemoryIndex(): SessionIndex {
     },
     drop(ref, _now, tombstoneTtlMs) {
       if (tombstoneTtlMs !== undefined) void tombstones.add(ref.tomb, tombstoneTtlMs);
-      remove(ref.user, ref.handle);
+      return remove(ref.user, ref.handle);
     },
     close: () => Promise.resolve(),
   };

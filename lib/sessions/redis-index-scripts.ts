@@ -51,7 +51,10 @@ local handle = ARGV[1]
 local now = tonumber(ARGV[3])
 local info = redis.call('HMGET', KEYS[3], handle .. ':c', handle .. ':s')
 local created = tonumber(info[1])
-if ended(KEYS[4], handle, created) then return 'ended' end
+if ended(KEYS[4], handle, created) then
+  if created then return 'ending' end
+  return 'ended'
+end
 if created == nil then
   if ARGV[2] == '' then return 'unknown' end
   write(handle, ARGV[2], now, now, tonumber(ARGV[4]), ARGV[6], ARGV[7])
@@ -65,8 +68,12 @@ return 'ok'
 export const ADMIT = script(`${PRELUDE}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'destroyed' end
 local handle = ARGV[1]
-local created = tonumber(redis.call('HGET', KEYS[3], handle .. ':c')) or tonumber(ARGV[5])
-if ended(KEYS[4], handle, created) then return 'ended' end
+local known = tonumber(redis.call('HGET', KEYS[3], handle .. ':c'))
+local created = known or tonumber(ARGV[5])
+if ended(KEYS[4], handle, created) then
+  if known then return 'ending' end
+  return 'ended'
+end
 write(handle, ARGV[2], created, tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[6], ARGV[7])
 return 'ok'
 `);
@@ -89,15 +96,18 @@ if owner then redis.call('DEL', KEYS[2]) end
 return owner
 `);
 
-/** Removes an entry (and, with ARGV[3] > 0, records the tombstone). ARGV: handle, now, tombstoneTtlMs. */
+/**
+ * Removes an entry (and, with ARGV[3] > 0, records the tombstone). ARGV: handle, now, tombstoneTtlMs. Returns 1 when
+ * the entry was there (this call removed it), else 0.
+ */
 export const DROP = script(`${PRELUDE}
 local handle = ARGV[1]
 if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[1], '1', 'PX', ARGV[3]) end
-redis.call('ZREM', KEYS[2], handle)
+local removed = redis.call('ZREM', KEYS[2], handle)
 redis.call('HDEL', KEYS[3], handle, handle .. ':c', handle .. ':s', handle .. ':a')
 redis.call('DEL', KEYS[5])
 prune(KEYS[2], KEYS[3], tonumber(ARGV[2]))
-return 1
+return removed
 `);
 
 /** The user's entries, pruned. KEYS[2] index, KEYS[3] entries. ARGV: now. Returns flat [handle, sid, c, s, a]*. */

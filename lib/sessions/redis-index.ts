@@ -23,7 +23,9 @@ export interface RedisIndexOptions {
 const debug = createDebug('express-polar-logout:sessions');
 
 function verdictOf(reply: unknown): Verdict | 'unknown' {
-  if (reply === 'ok' || reply === 'destroyed' || reply === 'ended' || reply === 'unknown') return reply;
+  if (reply === 'ok' || reply === 'destroyed' || reply === 'ended' || reply === 'ending' || reply === 'unknown') {
+    return reply;
+  }
   throw new Error('unexpected reply from the session index script');
 }
 
@@ -65,8 +67,12 @@ export function createRedisIndex({ redis, timeoutMs, owned, sealer }: RedisIndex
     redis.eval(source, keys, args.map(String), { timeoutMs: limit });
   const owner = (ref: SessionRef): string => `${ref.user} ${ref.handle}`;
 
-  async function drop(ref: SessionRef, now: number, tombstoneTtlMs?: number): Promise<void> {
-    await run(DROP, keysOf(ref), [ref.handle, now, tombstoneTtlMs ?? 0]);
+  // Ending sessions (and list()'s pruning) is not a read on a request's path: like mark(), it may wait longer. A
+  // drop given up too early is worse than slow: a script Redis has to be sent again (NOSCRIPT) is then never sent,
+  // and the session is destroyed without its tombstone while its entry stays.
+  async function drop(ref: SessionRef, now: number, tombstoneTtlMs?: number): Promise<boolean> {
+    const limit = Math.max(timeoutMs, 5000);
+    return (await run(DROP, keysOf(ref), [ref.handle, now, tombstoneTtlMs ?? 0], limit)) === 1;
   }
 
   return {

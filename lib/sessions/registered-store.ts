@@ -136,6 +136,8 @@ export class RegisteredStore extends GuardedStore {
           return callback(null, data);
         }
         this.refused('get', sid);
+        // 'ending': the logout everywhere that has its entry destroys it, once it has read its tokens.
+        if (verdict === 'ending') return callback(null, null);
         this.end(sid, () => callback(null, null));
       };
       if (userId === undefined) {

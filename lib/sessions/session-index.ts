@@ -9,9 +9,11 @@ import type { SessionRef } from './keys';
 /**
  * What a read or a write of an indexed session may do. `destroyed`: its tombstone is there (it was ended).
  * `ended`: its request began before the user's latest "not before" mark (a logout everywhere) and it is not the
- * session that mark spared.
+ * session that mark spared. `ending`: the same, for a session whose entry is still in the index: the logout that
+ * set the mark has it and is ending it (reads its tokens, revokes them, destroys it), so it is refused but left
+ * in the store for that logout; destroyed here first, its tokens would never be revoked.
  */
-export type Verdict = 'ok' | 'destroyed' | 'ended';
+export type Verdict = 'ok' | 'destroyed' | 'ended' | 'ending';
 
 /** One entry of a user's index. */
 export interface IndexEntry {
@@ -47,8 +49,11 @@ export interface SessionIndex extends SessionTombstones {
   mark(user: string, now: number, except: string | undefined, ttlMs: number): IndexEntry[] | Promise<IndexEntry[]>;
   /** The user's entries, expired ones pruned. */
   entries(user: string, now: number): IndexEntry[] | Promise<IndexEntry[]>;
-  /** Removes an entry; with `tombstoneTtlMs`, records the session's tombstone in the same step. */
-  drop(ref: SessionRef, now: number, tombstoneTtlMs?: number): void | Promise<void>;
+  /**
+   * Removes an entry; with `tombstoneTtlMs`, records the session's tombstone in the same step. True when this call
+   * removed it: of two logouts ending the same session at once, only that one ends it (revokes, counts).
+   */
+  drop(ref: SessionRef, now: number, tombstoneTtlMs?: number): boolean | Promise<boolean>;
   close(): Promise<void>;
 }
 
