@@ -8,7 +8,7 @@ import createDebug from 'debug';
 import type { SessionRef } from './keys';
 import type { SessionIdSealer } from './seal';
 import { ADMIT, BURY, CHECK, DROP, ENTRIES, MARK, RECHECK } from './redis-index-scripts';
-import { SEEN_EVERY_MS, type IndexEntry, type SessionIndex, type Verdict } from './session-index';
+import { SEEN_EVERY_MS, WRITE_WAIT_MS, type IndexEntry, type SessionIndex, type Verdict } from './session-index';
 
 export interface RedisIndexOptions {
   redis: RedisAdapter;
@@ -105,20 +105,25 @@ export function createRedisIndex({ redis, timeoutMs, owned, sealer }: RedisIndex
     },
     async admit(ref, times, userAgent) {
       const verdict = verdictOf(
-        await run(ADMIT, keysOf(ref), [
-          ref.handle,
-          sealer.seal(ref.sid, ref.handle),
-          times.now,
-          times.expiresAt,
-          times.createdAt,
-          owner(ref),
-          userAgent ?? '',
-        ]),
+        await run(
+          ADMIT,
+          keysOf(ref),
+          [
+            ref.handle,
+            sealer.seal(ref.sid, ref.handle),
+            times.now,
+            times.expiresAt,
+            times.createdAt,
+            owner(ref),
+            userAgent ?? '',
+          ],
+          Math.max(timeoutMs, WRITE_WAIT_MS),
+        ),
       );
       return verdict === 'unknown' ? 'ok' : verdict;
     },
     async recheck(ref) {
-      const verdict = verdictOf(await run(RECHECK, keysOf(ref), [ref.handle]));
+      const verdict = verdictOf(await run(RECHECK, keysOf(ref), [ref.handle], Math.max(timeoutMs, WRITE_WAIT_MS)));
       return verdict === 'unknown' ? 'ok' : verdict;
     },
     async mark(user, now, except, ttlMs) {

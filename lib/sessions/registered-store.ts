@@ -8,7 +8,7 @@ import type { SessionData } from 'express-session';
 import createDebug from 'debug';
 import { GuardedStore, settle, type InnerStore, type SessionStoreGuardOptions } from '../session-guard';
 import { normaliseUserId, sessionRef, type SessionRef } from './keys';
-import { EXPIRY_MARGIN_MS, MAX_USER_AGENT, type SessionIndex, type Verdict } from './session-index';
+import { EXPIRY_MARGIN_MS, MAX_USER_AGENT, WRITE_WAIT_MS, type SessionIndex, type Verdict } from './session-index';
 import type { StoredSession } from './types';
 
 const debug = createDebug('express-polar-logout:sessions');
@@ -163,7 +163,7 @@ export class RegisteredStore extends GuardedStore {
     };
     settle(
       () => this.index.admit(ref, times, userAgentOf(req)),
-      this.timeoutMs,
+      Math.max(this.timeoutMs, WRITE_WAIT_MS),
       (err, verdict) => {
         if (err) {
           this.unreadable('set', err);
@@ -175,7 +175,7 @@ export class RegisteredStore extends GuardedStore {
           // A logout everywhere on another instance may have ended it while it was being written.
           settle(
             () => this.index.recheck(ref),
-            this.timeoutMs,
+            Math.max(this.timeoutMs, WRITE_WAIT_MS),
             (checkErr, after) => {
               if (checkErr) {
                 this.unreadable('set', checkErr);

@@ -61,5 +61,10 @@ export interface SessionIndex extends SessionTombstones {
 export const SEEN_EVERY_MS = 60_000;
 /** The index keeps an entry this long after the session's expiry as last seen (the store may extend it meanwhile). */
 export const EXPIRY_MARGIN_MS = 2 * SEEN_EVERY_MS;
+/**
+ * Writes (a login, a change of the session) wait at least this long for the index: refusing one fails the request,
+ * so a loaded Redis must not turn into failed logins. Reads fail open and keep the shorter `timeoutMs`.
+ */
+export const WRITE_WAIT_MS = 1000;
 /** The longest User-Agent kept. */
 export const MAX_USER_AGENT = 512;

@@ -38,7 +38,10 @@ export interface SessionRegistryOptions {
   notBeforeTtlMs?: number;
   /** The life of a session whose cookie has no expiry (a browser-session cookie), for the index. Default 1 day. */
   defaultSessionTtlMs?: number;
-  /** Longest wait for the index on the request path (read, write), in ms. Default 300. */
+  /**
+   * Longest wait for the index when a session is read, in ms (a read without an answer fails open). Default 300.
+   * Writes wait at least 1000 ms: refusing one fails the request (a login).
+   */
   timeoutMs?: number;
   /**
    * Seals the session ids the Redis index keeps (AES-256-GCM, bound to each entry), so that reading Redis does not
