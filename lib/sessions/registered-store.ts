@@ -43,6 +43,8 @@ function userAgentOf(req: StampedRequest | undefined): string | undefined {
 export interface RegisteredStoreSettings {
   userIdOf: (data: StoredSession) => unknown;
   defaultSessionTtlMs: number;
+  /** Called with the data of a session the mark refused and this store destroys (no logout has its tokens). */
+  onEnded: (data: unknown) => void;
 }
 
 export class RegisteredStore extends GuardedStore {
@@ -136,6 +138,7 @@ export class RegisteredStore extends GuardedStore {
           return callback(null, data);
         }
         this.refused('get', sid);
+        if (verdict === 'ended') this.settings.onEnded(data);
         // 'ending': the logout everywhere that has its entry destroys it, once it has read its tokens.
         if (verdict === 'ending') return callback(null, null);
         this.end(sid, () => callback(null, null));
@@ -158,6 +161,7 @@ export class RegisteredStore extends GuardedStore {
     const times = { now, expiresAt: this.expiryOf(session, now), createdAt: req?.[STARTED] ?? now };
     const refuse = (verdict: Verdict): void => {
       this.refused('set', sid);
+      if (verdict === 'ended') this.settings.onEnded(session);
       if (verdict === 'ended') this.end(sid, () => done());
       else done();
     };

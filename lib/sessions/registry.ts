@@ -12,6 +12,7 @@ import { handleOf, normaliseUserId, sessionRef, userKeyOf } from './keys';
 import { createMemoryIndex } from './memory-index';
 import { createRedisIndex } from './redis-index';
 import { createSealer } from './seal';
+import { createEndedHandoff } from './ended-handoff';
 import { RegisteredStore } from './registered-store';
 import type { IndexEntry, SessionIndex } from './session-index';
 import type {
@@ -36,6 +37,7 @@ const KEYS = [
   'timeoutMs',
   'onRefused',
   'encryptionKey',
+  'outbox',
 ] as const;
 const END_KEYS = ['revoker', 'outbox', 'except', 'timeoutMs', 'signal'] as const;
 const DAY = 24 * 60 * 60 * 1000;
@@ -149,9 +151,16 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     index = createRedisIndex({ redis, timeoutMs, owned: typeof options.redis === 'string', sealer });
   }
 
+  const outbox: unknown = options.outbox;
+  if (outbox !== undefined && (!isObject(outbox) || typeof (outbox as { enqueue?: unknown }).enqueue !== 'function')) {
+    throw invalidOption('outbox', 'must be the object returned by createRevocationOutbox().');
+  }
+  const queueEnded = createEndedHandoff(options.outbox, tokensOf);
+
   const store = new RegisteredStore(options.store, tombstoneTtlMs, index, onRefused, timeoutMs, {
     userIdOf: options.userIdOf,
     defaultSessionTtlMs,
+    onEnded: queueEnded,
   });
   const context: EndContext = { store, inner: options.store, index, tokensOf, tombstoneTtlMs };
 

@@ -27,6 +27,13 @@ export interface SessionRegistryOptions {
    * `logoutUser()`. Default: `data.accessToken` and `data.refreshToken` (what polarLogout's default getTokens reads).
    */
   tokensOf?: (data: StoredSession) => TokenPair;
+  /**
+   * Where the tokens of sessions the "not before" mark refuses go, to be revoked: a session the index never listed
+   * (a login whose request began before a logout everywhere) is refused and destroyed when it is read or written,
+   * and its tokens, which no logout has, are queued here. Without it they stay valid at Polar (reported once as
+   * `EPL_SESSIONS_TOKENS_LEFT`).
+   */
+  outbox?: RevocationQueue;
   /** Key prefix in Redis. Default `'{polar-logout}'`; on a Redis Cluster it must hold a hash tag. */
   prefix?: string;
   /** How long an ended session id stays refused, in ms. Longer than your slowest request. Default 600000. */

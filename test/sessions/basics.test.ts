@@ -6,7 +6,14 @@
 import express from 'express';
 import session from 'express-session';
 import request from 'supertest';
-import { createPolarRevoker, createSessionRegistry, polarLogout, type SessionRegistry } from '../../lib';
+import {
+  createPolarRevoker,
+  createRevocationOutbox,
+  createSessionRegistry,
+  polarLogout,
+  type RevocationOutbox,
+  type SessionRegistry,
+} from '../../lib';
 import { startFakePolar, type FakePolar } from '../../lib/testing';
 import { connectNodeRedis, describeWithRedis, startRedisServer, type RedisServer } from '../support/redis-server';
 
@@ -24,6 +31,8 @@ afterAll(() => fake.close());
 
 interface App {
   app: express.Express;
+  /** The registry's outbox: takes the tokens of sessions the "not before" mark refuses. */
+  outbox: RevocationOutbox;
   sessions: SessionRegistry;
   inner: session.MemoryStore;
   /** Resolves a held login: the login route waits for it before saving, to race with a logout. */
@@ -32,8 +41,14 @@ interface App {
 
 function buildApp(redis?: string, encryptionKey?: string | string[]): App {
   const inner = new session.MemoryStore();
+  const outbox = createRevocationOutbox({
+    clientId: fake.clientId,
+    clientSecret: fake.clientSecret,
+    baseUrl: fake.url,
+  });
   const sessions = createSessionRegistry({
     store: inner,
+    outbox,
     ...(redis && { redis }),
     ...(encryptionKey && { encryptionKey }),
     userIdOf: (data) => (data.account as { id?: string } | undefined)?.id,
@@ -55,7 +70,7 @@ function buildApp(redis?: string, encryptionKey?: string | string[]): App {
   app.post('/logout', polarLogout(common));
   app.post('/logout/others', polarLogout({ ...common, scope: 'others' }));
   app.post('/logout/everywhere', polarLogout({ ...common, scope: 'everywhere' }));
-  return { app, sessions, inner, holds };
+  return { app, sessions, inner, holds, outbox };
 }
 
 function storedCount(store: session.MemoryStore): Promise<number> {
@@ -69,7 +84,10 @@ function suite(redisUrl: () => string | undefined): void {
   beforeEach(() => {
     a = buildApp(redisUrl());
   });
-  afterEach(() => a.sessions.close());
+  afterEach(async () => {
+    await a.sessions.close();
+    await a.outbox.close();
+  });
 
   async function login(
     user = 'alice',
@@ -123,6 +141,11 @@ function suite(redisUrl: () => string | undefined): void {
     a.holds.shift()!();
     const res = await pending;
     expect(res.status).toBe(200);
+    // No logout had that session's tokens: the registry's outbox revokes them.
+    const raced = res.body as { accessToken: string; refreshToken: string };
+    for (let i = 0; i < 200 && fake.isActive(raced.refreshToken); i += 1) await new Promise((r) => setTimeout(r, 25));
+    expect(fake.isActive(raced.accessToken)).toBe(false);
+    expect(fake.isActive(raced.refreshToken)).toBe(false);
     const cookie = res.headers['set-cookie'] as unknown as string[] | undefined;
     if (cookie) {
       const me = await request(a.app)
@@ -182,6 +205,7 @@ describeWithRedis('session registry on Redis', () => {
       }
     } finally {
       await a.sessions.close();
+      await a.outbox.close();
     }
   });
 
@@ -206,6 +230,8 @@ describeWithRedis('session registry on Redis', () => {
     } finally {
       await clear.sessions.close();
       await sealed.sessions.close();
+      await clear.outbox.close();
+      await sealed.outbox.close();
     }
     // A registry whose ring is [K2, K1] lists the entry K1 sealed (same store: the entry's session must exist).
     const rotated = createSessionRegistry({
