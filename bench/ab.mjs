@@ -232,7 +232,9 @@ async function main() {
 }
 
 main().catch((err) => {
-  console.error(err);
+  // The stack only (name, message, frames): printing the error object would print its fields, and an axios
+  // error's config holds the request body, hence the client secret and a token.
+  console.error(err instanceof Error ? err.stack : `failed: ${typeof err}`);
   for (const c of children) c.kill();
   process.exit(1);
 });

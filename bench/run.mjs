@@ -1149,6 +1149,8 @@ async function outboxFigures(ctx) {
 }
 
 main().catch((err) => {
-  console.error(err);
+  // The stack only (name, message, frames): printing the error object would print its fields, and an axios
+  // error's config holds the request body, hence the client secret and a token.
+  console.error(err instanceof Error ? err.stack : `failed: ${typeof err}`);
   process.exit(1);
 });
