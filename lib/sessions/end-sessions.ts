@@ -5,20 +5,22 @@
  * met a stale entry) are only removed from the index.
  */
 import createDebug from 'debug';
-import { createFailureHandoff } from '../handoff';
+import { createFailureHandoff, type FailureHandoff } from '../handoff';
 import type { InnerStore } from '../session-guard';
 import { normaliseTokens, type NormalisedTokens } from '../tokens';
-import type { RevocationQueue, RevocationResult, TokenOutcome, TokenTypeHint } from '../types';
+import type { RevocationResult, TokenOutcome, TokenPair, TokenTypeHint } from '../types';
+import type { EndSettings } from './internals';
 import { sessionRef } from './keys';
 import type { RegisteredStore } from './registered-store';
 import type { IndexEntry, SessionIndex } from './session-index';
-import type { SessionRevoker, SessionsLogoutSummary, StoredSession } from './types';
-import type { TokenPair } from '../types';
+import type { SessionsLogoutSummary, StoredSession } from './types';
 
 const debug = createDebug('express-polar-logout:sessions');
 
 /** Sessions handled at once: a user with a thousand sessions must not open a thousand store calls together. */
-const CONCURRENCY = 64;
+export const CONCURRENCY = 64;
+/** How long the outbox may take to accept a token when no timeoutMs was given (the revoker's default budget). */
+const DEFAULT_HANDOFF_MS = 5000;
 
 export interface EndContext {
   store: RegisteredStore;
@@ -28,12 +30,7 @@ export interface EndContext {
   tombstoneTtlMs: number;
 }
 
-export interface EndSettings {
-  revoker: SessionRevoker | undefined;
-  outbox: RevocationQueue | undefined;
-  timeoutMs: number | undefined;
-  signal: AbortSignal | undefined;
-}
+export type { EndSettings };
 
 export function emptySummary(): SessionsLogoutSummary {
   return { sessions: 0, revoked: 0, queued: 0, failed: 0 };
@@ -45,7 +42,7 @@ export function countOutcome(summary: SessionsLogoutSummary, outcome: TokenOutco
   else if (outcome.status === 'failed') summary[outcome.queued ? 'queued' : 'failed'] += 1;
 }
 
-function getStored(inner: InnerStore, sid: string): Promise<StoredSession | null> {
+export function getStored(inner: InnerStore, sid: string): Promise<StoredSession | null> {
   return new Promise((resolve, reject) => {
     inner.get(sid, (err, data) =>
       err
@@ -61,7 +58,11 @@ function destroyStored(inner: InnerStore, sid: string): Promise<void> {
   });
 }
 
-async function forEachLimited<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>): Promise<void> {
+export async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  run: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) await run(items[next++] as T);
@@ -72,7 +73,11 @@ async function forEachLimited<T>(items: readonly T[], limit: number, run: (item:
 const NONE: TokenOutcome = { status: 'absent', attempts: 0, durationMs: 0 };
 
 /** Revokes one session's tokens (or queues them, without a revoker); never rejects. */
-async function revokeSession(tokens: NormalisedTokens, settings: EndSettings): Promise<RevocationResult> {
+async function revokeSession(
+  tokens: NormalisedTokens,
+  settings: EndSettings,
+  handOff: FailureHandoff | undefined,
+): Promise<RevocationResult> {
   const { revoker, outbox, timeoutMs, signal } = settings;
   if (revoker) {
     let result: RevocationResult;
@@ -94,7 +99,7 @@ async function revokeSession(tokens: NormalisedTokens, settings: EndSettings): P
         refreshToken: tokens.refreshToken ? failed() : { ...NONE },
       };
     }
-    if (outbox) await createFailureHandoff(outbox, timeoutMs ?? 5000)(tokens, result);
+    if (handOff) await handOff(tokens, result);
     return result;
   }
   // No revoker: every token goes to the outbox (the worker revokes it); the options require one of the two.
@@ -124,6 +129,11 @@ export async function endSessions(
 ): Promise<SessionsLogoutSummary> {
   const summary = emptySummary();
   const revocations: Promise<void>[] = [];
+  // With a revoker, failures that may pass go to the outbox; one hand-over for every session of this call.
+  const handOff =
+    settings.revoker && settings.outbox
+      ? createFailureHandoff(settings.outbox, settings.timeoutMs ?? DEFAULT_HANDOFF_MS)
+      : undefined;
   await forEachLimited(entries, CONCURRENCY, async (entry) => {
     const ref = sessionRef(entry.sid, userId);
     let data: StoredSession | null;
@@ -161,7 +171,7 @@ export async function endSessions(
     }
     if (tokens.accessToken !== undefined || tokens.refreshToken !== undefined) {
       revocations.push(
-        revokeSession(tokens, settings).then((result) => {
+        revokeSession(tokens, settings, handOff).then((result) => {
           countOutcome(summary, result.accessToken);
           countOutcome(summary, result.refreshToken);
         }),

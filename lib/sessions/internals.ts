@@ -1,15 +1,14 @@
 /**
  * What polarLogout needs of a registry beyond its public face, kept in a WeakMap keyed by the registry object. A
- * module without imports, so that the options (which check `sessions`) do not pull the registry into their graph.
+ * module without runtime imports, so that the options (which check `sessions`) do not pull the registry into their graph.
  */
-import type { SessionsLogoutSummary } from './types';
+import type { RevocationQueue } from '../types';
+import type { SessionRevoker, SessionsLogoutSummary } from './types';
 
-/** How a logout everywhere revokes and queues (the handler's own revoker and outbox). */
+/** How ending sessions revokes and queues their tokens (the handler's own revoker and outbox, or logoutUser's). */
 export interface EndSettings {
-  revoker:
-    { revoke(tokens: object, options?: { signal?: AbortSignal; timeoutMs?: number }): Promise<unknown> } | undefined;
-  outbox:
-    { enqueue(token: string, hint: 'access_token' | 'refresh_token', context: object): Promise<void> } | undefined;
+  revoker: SessionRevoker | undefined;
+  outbox: RevocationQueue | undefined;
   timeoutMs: number | undefined;
   signal: AbortSignal | undefined;
 }

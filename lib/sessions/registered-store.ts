@@ -161,9 +161,9 @@ export class RegisteredStore extends GuardedStore {
     const times = { now, expiresAt: this.expiryOf(session, now), createdAt: req?.[STARTED] ?? now };
     const refuse = (verdict: Verdict): void => {
       this.refused('set', sid);
-      if (verdict === 'ended') this.settings.onEnded(session);
-      if (verdict === 'ended') this.end(sid, () => done());
-      else done();
+      if (verdict !== 'ended') return done();
+      this.settings.onEnded(session);
+      this.end(sid, () => done());
     };
     settle(
       () => this.index.admit(ref, times, userAgentOf(req)),

@@ -6,7 +6,15 @@ import { invalidOption, PolarLogoutError } from '../errors';
 import { createRedisAdapter } from '../redis';
 import { isSessionStore } from '../session-guard';
 import { integerInRange, isObject, optionalFunction, rejectUnknownKeys, requireObject } from '../validate';
-import { endSessions, emptySummary, type EndContext, type EndSettings } from './end-sessions';
+import {
+  CONCURRENCY,
+  emptySummary,
+  endSessions,
+  forEachLimited,
+  getStored,
+  type EndContext,
+  type EndSettings,
+} from './end-sessions';
 import { registerInternals } from './internals';
 import { handleOf, normaliseUserId, sessionRef, userKeyOf } from './keys';
 import { createMemoryIndex } from './memory-index';
@@ -41,7 +49,6 @@ const KEYS = [
 ] as const;
 const END_KEYS = ['revoker', 'outbox', 'except', 'timeoutMs', 'signal'] as const;
 const DAY = 24 * 60 * 60 * 1000;
-const CONCURRENCY = 64;
 
 const defaultTokensOf = (data: StoredSession): TokenPair => ({
   accessToken: data.accessToken,
@@ -167,21 +174,18 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
   async function liveEntries(userId: string): Promise<IndexEntry[]> {
     const entries = await indexCall('list', () => index.entries(userKeyOf(userId), Date.now()));
     const live: IndexEntry[] = [];
-    let next = 0;
     // Each entry is checked against the store: one whose session is gone, or names someone else, is removed.
-    const worker = async (): Promise<void> => {
-      while (next < entries.length) {
-        const entry = entries[next++] as IndexEntry;
-        const data = await new Promise<unknown>((resolve) =>
-          options.store.get(entry.sid, (err, value) => resolve(err ? undefined : (value ?? null))),
-        );
-        if (data === undefined)
-          live.push(entry); // unreadable now: listed, not removed
-        else if (data !== null && store.userOf(data) === userId) live.push(entry);
-        else await Promise.resolve(index.drop(sessionRef(entry.sid, userId), Date.now())).catch(() => undefined);
+    await forEachLimited(entries, CONCURRENCY, async (entry) => {
+      let data: StoredSession | null;
+      try {
+        data = await getStored(options.store, entry.sid);
+      } catch {
+        live.push(entry); // unreadable now: listed, not removed
+        return;
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, entries.length) }, worker));
+      if (data !== null && store.userOf(data) === userId) live.push(entry);
+      else await Promise.resolve(index.drop(sessionRef(entry.sid, userId), Date.now())).catch(() => undefined);
+    });
     return live;
   }
 
@@ -233,7 +237,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
   registerInternals(registry, {
     store,
     userOf: (data) => store.userOf(data),
-    end: (userId, except, settings) => end(userId, except, settings as EndSettings),
+    end,
   });
   return registry;
 }
