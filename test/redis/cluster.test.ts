@@ -14,6 +14,7 @@ import {
 } from '../../lib';
 import { startFakePolar, type FakePolar } from '../../lib/testing';
 import { createRedisAdapter } from '../../lib/redis';
+import { bucketShape } from '../../lib/polar/rate-budget';
 import { describeWithRedis } from '../support/redis-server';
 import { startRedisCluster, type RedisCluster } from '../support/redis-topologies';
 import { LIBRARIES, waitFor, type AnyClient } from './clients';
@@ -158,7 +159,10 @@ describeWithRedis('a 3-master Redis Cluster', () => {
       );
       const times = limited.calls.map((c) => c.receivedAt).sort((x, y) => x - y);
       expect(limited.rejected429).toBe(0);
-      expect(busiestWindow(times, PER_MS)).toBeLessThanOrEqual(N);
+      // Polar counts arrivals in fixed windows from the first call: zero 429s above is its verdict. The stricter
+      // sliding window allows one burst (the bucket's capacity) of arrival skew: on a loaded machine calls granted
+      // together do not all arrive together (CI once saw N + 1). Two unshared budgets would show about 2 N here.
+      expect(busiestWindow(times, PER_MS)).toBeLessThanOrEqual(N + bucketShape(N, PER_MS).capacity);
       expect(tokens.filter((t) => !limited.isActive(t)).length).toBeGreaterThanOrEqual(N);
       const budgetKey = `{polar-logout}:budget:${new URL(limited.url).host}`;
       expect(Number(await a.send(['EXISTS', budgetKey], budgetKey))).toBe(1);
