@@ -15,8 +15,8 @@ import { createLogoutTelemetry, type LogoutMessage } from './telemetry';
 import { buildRevoker, isRetryableFailure } from './revoker';
 import { isTombstoneWriteError } from './session-guard';
 import {
-  clearSessionCookie,
   cookieAttributesOf,
+  createCookieClearer,
   destroySession,
   detachSession,
   holdsData,
@@ -62,6 +62,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
   );
   const getTokens = config.getTokens ?? (readSessionTokens as (req: Req) => ReturnType<typeof readSessionTokens>);
   const { outbox, onLogout, onRevocationFailure, cookieName, timeoutMs, clearSiteData, sessions, scope } = config;
+  const clearSessionCookie = createCookieClearer(cookieName);
   const sessionsStoreWarning =
     'polarLogout was given `sessions`, but express-session does not use sessions.store: the per-user index sees ' +
     "no session, and a logout cannot end the others. Pass sessions.store as express-session's store.";
@@ -186,7 +187,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
         });
         await runAuditHook(onLogout, event, req, timeoutMs, sessionView ?? {});
       }
-      if (!failure) return answer(req, res, redirectTo, revocation, summary);
+      if (!failure) return answer(req, res, loggedOut(redirectTo, revocation, summary));
       fail(res, next, failure, FAILURE_MESSAGES[failure]);
     };
 
@@ -209,7 +210,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
         return finish('SESSION_DESTROY_FAILED');
       }
     }
-    clearSessionCookie(res, cookieName, cookie);
+    clearSessionCookie(res, cookie);
     if (clearSiteData) res.setHeader('Clear-Site-Data', clearSiteData);
     return finish(undefined, tombstoneFailed);
   }
@@ -239,11 +240,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     }
     if (ended === undefined) return fail(res, next, 'SESSION_INDEX_FAILED', FAILURE_MESSAGES.SESSION_INDEX_FAILED);
     res.setHeader('Cache-Control', 'no-store');
-    if (req.accepts(['html', 'json']) === 'json') {
-      res.status(200).json({ loggedOut: false, redirectTo: facts.redirectTo, sessions: summary });
-      return;
-    }
-    res.redirect(303, facts.redirectTo);
+    answer(req, res, { loggedOut: false, redirectTo: facts.redirectTo, sessions: summary });
   }
 
   const handler = ((req: Request, res: Response, next: NextFunction): void => {
@@ -262,22 +259,44 @@ function fail(res: Response, next: NextFunction, code: PolarLogoutErrorCode, mes
   next(new PolarLogoutError(code, message));
 }
 
-/** 303 to the target for browsers; JSON for clients that prefer it (fetch with Accept: application/json). */
-function answer(
-  req: Request,
-  res: Response,
+/** What a logout answers: the JSON body, and the target of the 303 for browsers. */
+interface LogoutAnswer {
+  loggedOut: boolean;
+  redirectTo: string;
+  revocation?: {
+    accessToken: RevocationResult['accessToken']['status'];
+    refreshToken: RevocationResult['refreshToken']['status'];
+  };
+  sessions?: SessionsLogoutSummary;
+}
+
+/**
+ * 303 to the target for browsers; JSON for clients that prefer it (fetch with Accept: application/json). The 303
+ * is res.redirect()'s without its body: that would negotiate the Accept header a second time to write a page no
+ * browser shows.
+ */
+function answer(req: Request, res: Response, body: LogoutAnswer): void {
+  res.vary('Accept');
+  if (req.accepts(['html', 'json']) === 'json') {
+    res.status(200).json(body);
+    return;
+  }
+  res.location(body.redirectTo);
+  res.statusCode = 303;
+  res.setHeader('Content-Length', '0');
+  res.end();
+}
+
+/** The answer of a logout of this session: revoked (or queued) and destroyed. */
+function loggedOut(
   redirectTo: string,
   revocation: RevocationResult,
   sessions: SessionsLogoutSummary | undefined,
-): void {
-  if (req.accepts(['html', 'json']) === 'json') {
-    res.status(200).json({
-      loggedOut: true,
-      redirectTo,
-      revocation: { accessToken: revocation.accessToken.status, refreshToken: revocation.refreshToken.status },
-      ...(sessions && { sessions }),
-    });
-    return;
-  }
-  res.redirect(303, redirectTo);
+): LogoutAnswer {
+  return {
+    loggedOut: true,
+    redirectTo,
+    revocation: { accessToken: revocation.accessToken.status, refreshToken: revocation.refreshToken.status },
+    ...(sessions && { sessions }),
+  };
 }

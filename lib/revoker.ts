@@ -97,46 +97,77 @@ export interface PolarRevoker {
 }
 
 /**
- * The deadline shared by the calls of one revoke(): one timer and one controller, joined with the caller's signal.
- * One signal cancels the requests and the waits between them. Released when the call settles: the timer is
- * cleared and the caller's signal let go (a timer left to fire after the call, as AbortSignal.timeout's would,
- * costs a wake-up, an exception and an event per logout seconds later, and keeps its objects alive until then).
+ * The deadline shared by the calls of one revoke(): one timer, joined with the caller's signal. When it ends, its
+ * requests are destroyed and every wait on it returns at once. Plain callbacks rather than an AbortController: a
+ * controller, its signal and the listeners axios and this file would add to it cost a logout more CPU than
+ * everything else the revoker does (figure 3b). Released when the call settles: the timer is cleared and the
+ * caller's signal let go (a timer left to fire after the call, as AbortSignal.timeout's would, costs a wake-up, an
+ * exception and an event per logout seconds later, and keeps its objects alive until then).
  */
 interface Budget {
-  readonly signal: AbortSignal;
   readonly expiresAt: number;
   readonly priority: CallPriority;
-  /** Whether the budget's own deadline, not the caller, cancelled the call (TIMEOUT rather than ABORTED). */
+  /** Whether the budget ended: its deadline passed or the caller's signal aborted. */
+  readonly ended: boolean;
+  /** Whether the budget's own deadline, not the caller, ended the call (TIMEOUT rather than ABORTED). */
   readonly timedOut: boolean;
-  /** Clears the timer and stops listening to the caller's signal; the signal stays as it is. */
+  /**
+   * Runs `listener` when the budget ends (at once if it has). Listeners are dropped at release(), never
+   * removed one by one: each does nothing once its own call is over.
+   */
+  onEnd(listener: () => void): void;
+  /** Clears the timer and stops listening to the caller's signal; the budget never ends after this. */
   release(): void;
 }
 
 function startBudget({ timeoutMs, signal: external, priority }: CallSettings): Budget {
-  const controller = new AbortController();
+  let ended = false;
   let timedOut = false;
-  const timer = setTimeout(() => {
+  let listeners: (() => void)[] | undefined;
+  const end = (byDeadline: boolean): void => {
     // The caller's abort, if it came first, stays the reason.
-    if (controller.signal.aborted) return;
-    timedOut = true;
-    controller.abort(new DOMException('The revocation ran out of its time budget', 'TimeoutError'));
-  }, timeoutMs);
+    if (ended) return;
+    ended = true;
+    timedOut = byDeadline;
+    const pending = listeners;
+    listeners = undefined;
+    if (pending) for (const listener of pending) listener();
+  };
+  const timer = setTimeout(end, timeoutMs, true);
   timer.unref();
-  const onExternalAbort = (): void => controller.abort(external?.reason);
-  if (external?.aborted) onExternalAbort();
+  const onExternalAbort = (): void => end(false);
+  if (external?.aborted) end(false);
   else external?.addEventListener('abort', onExternalAbort, { once: true });
   return {
-    signal: controller.signal,
     expiresAt: performance.now() + timeoutMs,
     priority,
+    get ended() {
+      return ended;
+    },
     get timedOut() {
       return timedOut;
+    },
+    onEnd(listener) {
+      if (ended) listener();
+      else (listeners ??= []).push(listener);
     },
     release() {
       clearTimeout(timer);
       external?.removeEventListener('abort', onExternalAbort);
+      listeners = undefined;
     },
   };
+}
+
+/** Waits `ms`, or less when the budget ends first. */
+function pauseWithin(budget: Budget, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    budget.onEnd(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 /** The failure a cancelled call reports: the budget ran out, or the caller aborted (whichever came first). */
@@ -148,45 +179,43 @@ const ABORTED: unique symbol = Symbol('aborted');
 const NETWORK_FAILED: unique symbol = Symbol('network failed');
 
 /**
- * Resolves when `promise` settles or `signal` aborts, whichever is first: the budget holds even if a call ignores
- * the signal. The rejection handler is attached before anything else, so that a request cut short (whose error
- * carries the request body, hence the secret) can never become an unhandled rejection.
+ * Resolves when `promise` settles or the budget ends, whichever is first: the budget holds even if a call ignores
+ * it. The rejection handler is attached before anything else, so that a request cut short (whose error carries the
+ * request body, hence the secret) can never become an unhandled rejection.
  */
-function untilAborted<T>(
-  promise: Promise<T>,
-  signal: AbortSignal,
-): Promise<T | typeof ABORTED | typeof NETWORK_FAILED> {
+function untilEnded<T>(promise: Promise<T>, budget: Budget): Promise<T | typeof ABORTED | typeof NETWORK_FAILED> {
   // The caller translates; the raw error goes no further than this.
   const settled = promise.catch((): typeof NETWORK_FAILED => NETWORK_FAILED);
-  if (signal.aborted) return Promise.resolve(ABORTED);
+  if (budget.ended) return Promise.resolve(ABORTED);
   return new Promise((resolve) => {
-    const onAbort = (): void => resolve(ABORTED);
-    signal.addEventListener('abort', onAbort, { once: true });
-    void settled.then((value) => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(value);
-    });
+    budget.onEnd(() => resolve(ABORTED));
+    void settled.then(resolve);
   });
 }
 
 /** An attempt the budget or the caller cancelled before its request was written: Polar never saw it. */
 const NOT_SENT: unique symbol = Symbol('not sent');
 
+/** What a request cut short by its budget is destroyed with (axios wraps it; untilEnded() swallows it). */
+const BUDGET_ENDED = 'the revocation ran out of its time budget or was aborted';
+
 /**
- * A Node http(s) module for axios' `transport` option that says whether the request was written (handed to the
- * kernel) before `signal` aborted. Node also emits 'finish' when it destroys a request whose socket was still
- * connecting (the pending write callbacks run with an error it ignores), hence the check of the signal.
+ * A Node http(s) module for axios' `transport` option: it destroys the request when the budget ends (nothing is
+ * sent when it already has) and says whether the request was written (handed to the kernel) before that. Node also
+ * emits 'finish' when it destroys a request whose socket was still connecting (the pending write callbacks run
+ * with an error it ignores), hence the check of the budget. Destroying a request that has completed does nothing.
  */
 function trackingTransport(
   base: typeof http | typeof https,
-  signal: AbortSignal,
+  budget: Budget,
   onWritten: () => void,
 ): Pick<typeof http, 'request'> {
   return {
     request: ((...args: Parameters<typeof http.request>) => {
       const req = base.request(...args);
+      budget.onEnd(() => req.destroy(new Error(BUDGET_ENDED)));
       req.once('finish', () => {
-        if (!signal.aborted) onWritten();
+        if (!budget.ended) onWritten();
       });
       return req;
     }) as typeof http.request,
@@ -267,7 +296,12 @@ export function isRetryableFailure(error: RevocationError | undefined): boolean 
 }
 
 /** Drops the scheduling detail: what revoke() returns is what audit events and callers see. */
-function publicOutcome({ failure: _failure, ...outcome }: DetailedTokenOutcome): TokenOutcome {
+function publicOutcome(detailed: DetailedTokenOutcome): TokenOutcome {
+  // Spelled out: an object rest copy costs more than the rest of this function's caller.
+  const { status, attempts, durationMs, error, queued } = detailed;
+  const outcome: TokenOutcome = { status, attempts, durationMs };
+  if (error !== undefined) outcome.error = error;
+  if (queued !== undefined) outcome.queued = queued;
   return outcome;
 }
 
@@ -281,9 +315,9 @@ function invalidArgument(problem: string): PolarLogoutError {
   return new PolarLogoutError('INVALID_ARGUMENT', `express-polar-logout: ${problem}`);
 }
 
-/** Read through a call: the signal changes across awaits, which TypeScript's narrowing cannot know. */
+/** Read through a call: the budget ends across awaits, which TypeScript's narrowing cannot know. */
 function isAborted(budget: Budget): boolean {
-  return budget.signal.aborted;
+  return budget.ended;
 }
 
 function remainingMs(budget: Budget): number {
@@ -408,15 +442,14 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
     if (isAborted(budget)) return NOT_SENT;
     const request = { written: false };
     const body = `token=${formEncode(token)}&token_type_hint=${hint}${credentialsBody}`;
-    const result = await untilAborted(
+    const result = await untilEnded(
       client.request<string>({
         url: config.revokeUrl,
         method: 'post',
         data: body,
-        signal: budget.signal,
-        transport: trackingTransport(transport, budget.signal, () => (request.written = true)),
+        transport: trackingTransport(transport, budget, () => (request.written = true)),
       }),
-      budget.signal,
+      budget,
     );
     if (result === ABORTED) return request.written ? abortFailure(budget) : NOT_SENT;
     if (result === NETWORK_FAILED) {
@@ -499,7 +532,7 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
       }
       last = failure;
       const wait = failure.retryAfterMs ?? backoffMs(attempts);
-      const retry = failure.retryable && attempts <= retries && !budget.signal.aborted && wait < remainingMs(budget);
+      const retry = failure.retryable && attempts <= retries && !budget.ended && wait < remainingMs(budget);
       debug(
         '%s revocation attempt %d failed: %s%s; %s',
         hint,
@@ -510,7 +543,7 @@ export function buildRevoker(config: RevokerConfig): PolarRevoker {
       );
       if (!retry) return failed(failure);
       // The wait ends early when the budget or the caller's signal does; the next attempt then sends nothing.
-      await sleep(wait, undefined, { signal: budget.signal }).catch(() => undefined);
+      await pauseWithin(budget, wait);
     }
   }
 

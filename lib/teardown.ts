@@ -100,8 +100,34 @@ export function detachSession(req: Request): void {
   delete (req as { session?: unknown }).session;
 }
 
-export function clearSessionCookie(res: Response, name: string, attributes: CookieOptions): void {
-  res.clearCookie(name, attributes);
-  // The answer to a logout must never be replayed from a cache (shared or the browser's).
-  res.setHeader('Cache-Control', 'no-store');
+/**
+ * Clears the session cookie with the Set-Cookie line Express writes for it, serialised once per set of attributes:
+ * res.clearCookie() copies its options twice and checks and formats every attribute on each call, for a line that
+ * is the same on every logout of an app. The first logout with given attributes asks Express (whichever version
+ * the app runs); the others append the line it wrote. Every logout answer also forbids caching.
+ */
+export function createCookieClearer(name: string): (res: Response, attributes: CookieOptions) => void {
+  const lines = new Map<string, string>();
+  return (res, attributes) => {
+    const key = attributesKey(attributes);
+    const line = lines.get(key);
+    if (line !== undefined) {
+      res.append('Set-Cookie', line);
+    } else {
+      res.clearCookie(name, attributes);
+      const written = res.getHeader('Set-Cookie');
+      const last = Array.isArray(written) ? written[written.length - 1] : written;
+      // Attributes come from the app's session settings: a handful at most, never one per user.
+      if (typeof last === 'string' && lines.size < MAX_CLEARING_LINES) lines.set(key, last);
+    }
+    // The answer to a logout must never be replayed from a cache (shared or the browser's).
+    res.setHeader('Cache-Control', 'no-store');
+  };
+}
+
+const MAX_CLEARING_LINES = 16;
+
+/** Everything cookieAttributesOf() may set, in one string. */
+function attributesKey(o: CookieOptions): string {
+  return `${o.path ?? ''}\n${o.domain ?? ''}\n${o.httpOnly === true}\n${o.secure === true}\n${String(o.sameSite)}\n${o.partitioned === true}\n${o.priority ?? ''}`;
 }

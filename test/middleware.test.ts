@@ -50,6 +50,9 @@ describe('a logout that works', () => {
 
     expect(res.headers.location).toBe('/');
     expect(res.headers['cache-control']).toBe('no-store');
+    // A bare 303 (no page to negotiate): the answer differs by Accept (JSON for fetch), and says so.
+    expect(res.headers['content-length']).toBe('0');
+    expect(res.headers.vary).toBe('Accept');
     const cleared = cookieHeader(res).find((c) => c.startsWith('connect.sid='));
     expect(cleared).toMatch(/^connect\.sid=; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax$/);
     expect(await h.sessionIds()).toEqual([]);
