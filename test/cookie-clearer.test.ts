@@ -16,12 +16,12 @@ function appWith(clear: ReturnType<typeof createCookieClearer>): express.Express
   const app = express();
   app.get('/clear/:variant', (req, res) => {
     res.cookie('other', 'kept');
-    clear(res, VARIANTS[req.params.variant as string]!);
+    clear(res, VARIANTS[req.params.variant]!);
     res.end();
   });
   app.get('/express/:variant', (req, res) => {
     res.cookie('other', 'kept');
-    res.clearCookie('app.sid', VARIANTS[req.params.variant as string]!);
+    res.clearCookie('app.sid', VARIANTS[req.params.variant]);
     res.end();
   });
   return app;
