@@ -48,11 +48,14 @@ app.post('/sdk-logout', parallelLogout(clients[1].revoke));
 app.post('/openid-logout', parallelLogout(clients[2].revoke));
 // Figure 9: the same options as /logout on a build of the library whose telemetry entry points are no-ops
 // (bench/variants.mjs, path given by run.mjs): what the library costs without telemetry.
-const variantPath = process.env.EPL_NO_TELEMETRY_BUILD;
-const noTelemetry = variantPath
-  ? (await import(pathToFileURL(variantPath).href)).polarLogout({ clientId, clientSecret, baseUrl })
-  : undefined;
+// Its other side is the same sources built the same way, telemetry included: each side a bundle of its own, used
+// by its route alone (dist/ serves every route and figure, and V8 runs code that saw many instances slower).
+const variant = async (path) =>
+  path ? (await import(pathToFileURL(path).href)).polarLogout({ clientId, clientSecret, baseUrl }) : undefined;
+const noTelemetry = await variant(process.env.EPL_NO_TELEMETRY_BUILD);
+const withTelemetry = await variant(process.env.EPL_WITH_TELEMETRY_BUILD);
 if (noTelemetry) app.post('/logout-no-telemetry', noTelemetry);
+if (withTelemetry) app.post('/logout-telemetry', withTelemetry);
 // Figure 7's live logouts: a handler sharing the drain's rate budget through its Redis, made by liveStart().
 let live;
 app.post('/logout-live', (req, res, next) => (live ? live(req, res, next) : res.status(503).end()));
@@ -225,6 +228,7 @@ serve({
     ours.close();
     ours500.close();
     noTelemetry?.close();
+    withTelemetry?.close();
     live?.close();
     oursOutbox.close();
     for (const client of clients) client.close();

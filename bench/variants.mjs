@@ -4,6 +4,7 @@
 // than lib/ or the file that replaces a part.
 //
 //   no-telemetry: every import of lib/telemetry/ resolved to bench/telemetry-off.mjs (figure 9).
+//   with-telemetry: nothing replaced, figure 9's other side (a bundle used by one route only, like the first).
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,13 +37,15 @@ function replaceTelemetry(stub) {
   };
 }
 
-/** The path of the no-telemetry build's index.mjs, built first if needed. */
-export async function noTelemetryBuild() {
-  const stub = join(here, 'telemetry-off.mjs');
-  const outfile = join(root, '.tmp', 'bench', 'no-telemetry', 'index.mjs');
+/**
+ * Builds lib/index.ts to .tmp/bench/<name>/index.mjs (unless it is newer than lib/, this file and `inputs`), with
+ * `plugins`; returns its path.
+ */
+async function variantBuild(name, plugins, inputs) {
+  const outfile = join(root, '.tmp', 'bench', name, 'index.mjs');
   if (
     existsSync(outfile) &&
-    statSync(outfile).mtimeMs >= newest([join(root, 'lib'), stub, fileURLToPath(import.meta.url)])
+    statSync(outfile).mtimeMs >= newest([join(root, 'lib'), fileURLToPath(import.meta.url), ...inputs])
   ) {
     return outfile;
   }
@@ -55,7 +58,7 @@ export async function noTelemetryBuild() {
     target: 'node20',
     packages: 'external',
     tsconfig: join(root, 'tsconfig.build.json'),
-    plugins: [replaceTelemetry(stub)],
+    plugins,
     // tsup's `shims`, as in dist/index.mjs: lib/redis/peers.ts resolves optional peers from __filename.
     banner: {
       js: "import { fileURLToPath as __eplFileURLToPath } from 'node:url';\nconst __filename = __eplFileURLToPath(import.meta.url);",
@@ -63,4 +66,19 @@ export async function noTelemetryBuild() {
     logLevel: 'warning',
   });
   return outfile;
+}
+
+/** The path of the no-telemetry build's index.mjs, built first if needed. */
+export function noTelemetryBuild() {
+  const stub = join(here, 'telemetry-off.mjs');
+  return variantBuild('no-telemetry', [replaceTelemetry(stub)], [stub]);
+}
+
+/**
+ * The same sources built the same way with nothing replaced: figure 9's other side. Both sides are then a bundle of
+ * their own, loaded once and used by one route each; dist/ is shared by every route and figure of the app, and a
+ * function V8 saw called with many instances' options runs slower than one that saw a single instance's.
+ */
+export function withTelemetryBuild() {
+  return variantBuild('with-telemetry', [], []);
 }

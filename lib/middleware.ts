@@ -107,7 +107,6 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
   }
 
   const handOffFailures = outbox ? createFailureHandoff(outbox, timeoutMs) : undefined;
-  const needsSessionIdHash = onLogout !== undefined || outbox !== undefined;
   const traceLogout = createLogoutTelemetry(scope);
 
   async function logout(req: Req, res: Response, next: NextFunction, trace?: LogoutMessage): Promise<void> {
@@ -122,8 +121,9 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     }
     const startedAt = performance.now();
     const startedAtMs = Date.now();
-    // Only the audit event and the outbox use the hash: without either, a logout does not compute it.
-    const sessionIdHash = needsSessionIdHash ? hashSessionId((req as { sessionID?: unknown }).sessionID) : undefined;
+    // Only the audit event and the outbox's jobs carry the hash: a logout without a hook computes it only when it
+    // hands tokens to the outbox, never on the healthy path.
+    const sessionIdHash = onLogout ? hashSessionId((req as { sessionID?: unknown }).sessionID) : undefined;
 
     let tokens: NormalisedTokens;
     try {
@@ -192,7 +192,10 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     };
 
     if (mayPass && onRevocationFailure === 'fail') return finish('REVOCATION_FAILED');
-    if (failed && handOffFailures) await handOffFailures(tokens, revocation, sessionIdHash, startedAt);
+    if (failed && handOffFailures) {
+      const idHash = sessionIdHash ?? hashSessionId((req as { sessionID?: unknown }).sessionID);
+      await handOffFailures(tokens, revocation, idHash, startedAt);
+    }
 
     const cookie = cookieAttributesOf(session);
     const stored = isStored(req, session);

@@ -687,6 +687,22 @@ describe('with an outbox', () => {
     expect(event.revocation.accessToken.queued).toBeUndefined();
   });
 
+  it('queues with the session id hash without an audit hook too (computed only then: the healthy path skips it)', async () => {
+    const queue = new RecordingQueue();
+    const h = await harness({ logout: { outbox: queue, retries: 0, onLogout: undefined } });
+    h.fake.fail({ type: 'status', status: 503 }, { hint: 'access_token' });
+    const { tokens, cookie, sessionId } = await h.login();
+    await h.post(cookie).expect(303);
+    expect(h.events).toEqual([]);
+    expect(queue.jobs).toEqual([
+      {
+        token: tokens.accessToken,
+        hint: 'access_token',
+        sessionIdHash: createHash('sha256').update(sessionId).digest('hex').slice(0, 16),
+      },
+    ]);
+  });
+
   it('does not queue answers that will not change (401, 400)', async () => {
     const queue = new RecordingQueue();
     const h = await harness({ logout: { outbox: queue, clientSecret: 'wrong' } });
