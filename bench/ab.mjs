@@ -172,6 +172,7 @@ async function main() {
   if (STRACE) await new Promise((ok) => setTimeout(ok, 1000)); // attached
   const diffs = [];
   for (let round = 0; round < ROUNDS; round += 1) {
+    const cpuBefore = builds.map((b) => b.cpuMs);
     if (STEADY) {
       const both = await measureBoth(N);
       builds.forEach((b, i) => {
@@ -186,8 +187,10 @@ async function main() {
       }
     }
     diffs.push(builds[1].medians.at(-1) - builds[0].medians.at(-1));
+    // The round's app CPU per logout too: a trend across rounds (something that grows) shows here.
+    const cpu = builds.map((b, i) => ((b.cpuMs - cpuBefore[i]) / N).toFixed(3));
     console.error(
-      `round ${round + 1}: a p50 ${builds[0].medians.at(-1).toFixed(2)} ms, b p50 ${builds[1].medians.at(-1).toFixed(2)} ms`,
+      `round ${round + 1}: a p50 ${builds[0].medians.at(-1).toFixed(2)} ms, b p50 ${builds[1].medians.at(-1).toFixed(2)} ms; app CPU per logout a ${cpu[0]} ms, b ${cpu[1]} ms`,
     );
   }
   console.log(
