@@ -296,15 +296,21 @@ async function runTogether(ctx, { label, sides, connections = 25 }) {
  * every round, so neither always runs in the same one. Answers each round's `{ a, b, ratio }`, where ratio is b's CPU
  * per logout over a's, sorted by ratio.
  */
-async function togetherRounds(ctx, { label, rounds, a, b, swap = true }) {
+async function togetherRounds(outer, { label, rounds, a, b, swap = true }) {
   const results = [];
+  // Two fresh app processes for these rounds alone, so that both sides have the same history: against one of the
+  // bench's long-running app processes, /logout measured against itself read 0.94, drifting towards 1.0 as the
+  // other process warmed up. They stay until the bench ends (stopped earlier, their CPU would count as other work).
+  const fresh = await Promise.all([outer.startApp(), outer.startApp()]);
+  outer.extraApps.push(...fresh);
+  const ctx = { ...outer, app: fresh[0], app2: fresh[1] };
   // Both apps on one core, everything else on the others: a host that slows one virtual core down slows both
   // apps alike (on two separate cores, one app's rounds were twice as expensive as the other's at times).
   const pinned = pinTogether([ctx.app, ctx.app2], [ctx.polar]);
   try {
-    // Two rounds first, not counted: each route warms up (JIT, pools) in both processes.
-    for (let i = -2; i < rounds; i += 1) {
-      const odd = i % 2 !== 0;
+    // Three rounds first, not counted: each route warms up (JIT, pools) in both processes.
+    for (let i = -3; i < rounds; i += 1) {
+      const odd = Math.abs(i) % 2 === 1;
       const [appA, appB] = swap && odd ? [ctx.app2, ctx.app] : [ctx.app, ctx.app2];
       // The side seeded and started first alternates too (always, also when the processes stay).
       const sides = [
@@ -376,11 +382,10 @@ async function main() {
     },
   };
   const app = await start('app.mjs', appOptions);
-  // A second app process for the figures that compare two routes at the same moments (runTogether()).
-  const app2 = PROFILE ? undefined : await start('app.mjs', { ...appOptions, execArgv: ['--expose-gc'] });
-  const ctx = { app, app2, polar, appUrl: `http://127.0.0.1:${app.info.port}`, problems: [], rows: [], loadAtStart };
-  // Fresh app processes, for a figure whose two sides must have the same history (figure 9).
+  const ctx = { app, polar, appUrl: `http://127.0.0.1:${app.info.port}`, problems: [], rows: [], loadAtStart };
+  // Fresh app processes for the figures that compare two routes at the same moments (togetherRounds()).
   ctx.startApp = () => start('app.mjs', { ...appOptions, execArgv: ['--expose-gc'] });
+  ctx.extraApps = [];
   const began = performance.now();
   try {
     if (PROFILE) await profile(ctx, profileDir);
@@ -394,7 +399,7 @@ async function main() {
     }
   } finally {
     closing = true;
-    for (const one of [app, app2].filter(Boolean)) {
+    for (const one of [app, ...ctx.extraApps]) {
       await one.call('close').catch(() => {});
       await new Promise((resolve) => (one.child.exitCode === null ? one.child.once('exit', resolve) : resolve()));
     }
@@ -876,16 +881,6 @@ async function memory(ctx) {
  * the case of an app that has it without an SDK), then three with an OpenTelemetry SDK registered in the app
  * (bench/app.mjs: periodic metric reader and batched spans, both to memory, emptied every second).
  */
-/** Ends app processes started by ctx.startApp(). */
-async function stopApps(apps) {
-  closing = true;
-  for (const one of apps) {
-    await one.call('close').catch(() => {});
-    await new Promise((resolve) => (one.child.exitCode === null ? one.child.once('exit', resolve) : resolve()));
-  }
-  closing = false;
-}
-
 async function telemetryCost(ctx) {
   const { polar, app, problems } = ctx;
   const load = await figureStart(ctx, '9', 'telemetry cost, instant stand-in, concurrency 50');
@@ -903,28 +898,16 @@ async function telemetryCost(ctx) {
   const amount = Math.max(200, Math.round((Math.min(warm.ours.rate, warm.without.rate) * seconds) / 50) * 50);
   const without = { name: 'without telemetry', path: '/logout-no-telemetry', amount };
   const ours = { name: 'ours', path: '/logout-telemetry', amount };
-  // No SDK: both routes at the same time (runTogether()), each in a fresh app process of its own that runs
-  // nothing else, so that both sides have the same history; the ratio is logouts per CPU-second of ours over the
-  // build without telemetry. (With the two bundles taking turns in each process, the one with telemetry grew
-  // costlier round after round, 0.67 to 1.16 ms while the other stayed near 0.8 ms; in the processes of the other
-  // figures, the side in the one that had run them all paid for its history.)
-  const fresh = await Promise.all([ctx.startApp(), ctx.startApp()]);
-  let off;
-  try {
-    off = await togetherRounds(
-      { ...ctx, app: fresh[0], app2: fresh[1] },
-      {
-        label: 'telemetry, no SDK, together',
-        rounds: sized(12, 2),
-        a: { ...ours, amount: sized(2000, 300) },
-        b: { ...without, amount: sized(2000, 300) },
-        swap: false,
-      },
-    );
-  } catch (err) {
-    await stopApps(fresh);
-    throw err;
-  }
+  // No SDK: both routes at the same time (togetherRounds(): two fresh processes); the ratio is logouts per
+  // CPU-second of ours over the build without telemetry. Each build keeps its process: with the two bundles taking
+  // turns in each process, the one with telemetry grew costlier round after round.
+  const off = await togetherRounds(ctx, {
+    label: 'telemetry, no SDK, together',
+    rounds: sized(12, 2),
+    a: { ...ours, amount: sized(2000, 300) },
+    b: { ...without, amount: sized(2000, 300) },
+    swap: false,
+  });
   await app.call('otel', { on: true });
   let sdk;
   let exported;
@@ -940,8 +923,6 @@ async function telemetryCost(ctx) {
     exported = await app.call('otel', { on: false });
   }
   figureEnd(load);
-  // After figureEnd: the CPU of processes that have exited no longer counts as the bench's own.
-  await stopApps(fresh);
   // Three spans per logout of ours (the logout and its two revocations), none from the other route.
   const oursWithSdk = sized(2000, 300) + sdk.length * amount;
   if (exported.spans !== 3 * oursWithSdk) {
