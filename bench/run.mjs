@@ -334,20 +334,6 @@ async function togetherRounds(outer, { label, rounds, a, b, swap = true }) {
 }
 
 /**
- * Runs a latency figure with the app on a core of its own and the stand-in and the load generator on the other(s):
- * each hop of a logout then wakes a process on its own core, without migrations (figure 3a: 183 to 186/s pinned, 177
- * to 183/s not, in the runs that decided it; the reference route gains alike).
- */
-async function onOwnCore(ctx, figure) {
-  const pinned = pinTogether([ctx.app], [ctx.polar]);
-  try {
-    return await figure(ctx);
-  } finally {
-    pinned.release();
-  }
-}
-
-/**
  * Pins the processes of `together` (all their threads) to the last core and `others` and this process to the rest;
  * release() lets every one run anywhere again. Does nothing on one core or without taskset (util-linux).
  */
@@ -544,11 +530,11 @@ async function benchmark(ctx) {
     log(`warm-up ${route.name}: ${warm[route.name].rate.toFixed(0)}/s`);
   }
 
-  if (THROUGHPUT_ONLY) return onOwnCore(ctx, networkBound);
+  if (THROUGHPUT_ONLY) return networkBound(ctx);
   await cpuBound(ctx, warm);
   if (OVERHEAD_ONLY) return;
-  await onOwnCore(ctx, latency);
-  await onOwnCore(ctx, networkBound);
+  await latency(ctx);
+  await networkBound(ctx);
   await boundedWait(ctx);
   await memory(ctx);
   await telemetryCost(ctx);
