@@ -21,6 +21,7 @@ import {
   detachSession,
   holdsData,
   sessionCookieOf,
+  sessionIdOf,
   sessionOf,
   type DestroyableSession,
 } from './teardown';
@@ -78,7 +79,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     }
     const userId = sessions.userOf(session);
     if (userId === undefined) return emptySummary();
-    const sid = (req as { sessionID?: unknown }).sessionID;
+    const sid = sessionIdOf(req);
     const except = typeof sid === 'string' && sid !== '' ? handleOf(sid) : undefined;
     try {
       return await sessions.end(userId, except, { revoker, outbox, timeoutMs, signal: undefined });
@@ -99,7 +100,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
    * it); without any cookie of that name it was loaded through another cookie: cookieName is wrong.
    */
   function isStored(req: Request, session: DestroyableSession): boolean {
-    const cookie = sessionCookieOf(req.headers.cookie, cookieName, (req as { sessionID?: unknown }).sessionID);
+    const cookie = sessionCookieOf(req.headers.cookie, cookieName, sessionIdOf(req));
     if (cookie === 'this') return true;
     if (!holdsData(session)) return false;
     if (cookie === 'absent') warnOnce('EPL_COOKIE_NAME', cookieNameWarning);
@@ -123,7 +124,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
     const startedAtMs = Date.now();
     // Only the audit event and the outbox's jobs carry the hash: a logout without a hook computes it only when it
     // hands tokens to the outbox, never on the healthy path.
-    const sessionIdHash = onLogout ? hashSessionId((req as { sessionID?: unknown }).sessionID) : undefined;
+    const sessionIdHash = onLogout ? hashSessionId(sessionIdOf(req)) : undefined;
 
     let tokens: NormalisedTokens;
     try {
@@ -193,8 +194,7 @@ export function polarLogout<Req extends Request = Request>(options: PolarLogoutO
 
     if (mayPass && onRevocationFailure === 'fail') return finish('REVOCATION_FAILED');
     if (failed && handOffFailures) {
-      const idHash = sessionIdHash ?? hashSessionId((req as { sessionID?: unknown }).sessionID);
-      await handOffFailures(tokens, revocation, idHash, startedAt);
+      await handOffFailures(tokens, revocation, sessionIdHash ?? hashSessionId(sessionIdOf(req)), startedAt);
     }
 
     const cookie = cookieAttributesOf(session);

@@ -25,6 +25,11 @@ export function sessionOf(req: Request): DestroyableSession | undefined {
   return session && typeof session.destroy === 'function' ? (session as DestroyableSession) : undefined;
 }
 
+/** express-session's id of this request's session (a string once express-session ran; anything otherwise). */
+export function sessionIdOf(req: Request): unknown {
+  return (req as { sessionID?: unknown }).sessionID;
+}
+
 const PRIORITIES = new Set(['low', 'medium', 'high']);
 
 /** The attributes of the session cookie, read before destroy() removes req.session. */

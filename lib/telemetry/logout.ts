@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { NextFunction, Request } from 'express';
 import type { Span } from '@opentelemetry/api';
 import { hashSessionId } from '../audit';
+import { sessionIdOf } from '../teardown';
 import type { PolarLogoutErrorCode } from '../errors';
 import { isTraced, logoutChannel } from './channels';
 import { ATTR, SPANS } from './names';
@@ -90,7 +91,7 @@ async function traced(
   const trace: LogoutMessage = {
     scope,
     // Only channel subscribers get the hash (a span attribute must not identify a session).
-    sessionIdHash: withChannel ? hashSessionId((req as { sessionID?: unknown }).sessionID) : undefined,
+    sessionIdHash: withChannel ? hashSessionId(sessionIdOf(req)) : undefined,
     outcome: 'logged_out',
     durationMs: 0,
   };
