@@ -546,7 +546,18 @@ async function benchmark(ctx) {
 function registryFigures(ctx) {
   // Its app is ended on purpose: `closing` keeps start()'s watchdog quiet while it exits.
   const stopping = (on) => void (closing = on);
-  return sessionFigures(ctx, { start, stopping, figureStart, figureEnd, row, log, sized, median, startRedis });
+  return sessionFigures(ctx, {
+    start,
+    stopping,
+    figureStart,
+    figureEnd,
+    row,
+    log,
+    sized,
+    median,
+    startRedis,
+    pinTogether,
+  });
 }
 
 /**

@@ -1,4 +1,4 @@
-// Child process for the session registry's figures (9, 10): one Express app whose sessions live in Redis through
+// Child process for the session registry's figures (10, 11): one Express app whose sessions live in Redis through
 // connect-redis 9 on a node-redis client, mounted twice: /plain/* on the bare RedisStore, /reg/* on the same store
 // wrapped by createSessionRegistry() (the index in the same Redis, on the same client). Sessions are written
 // straight into the store before a run, so the measured requests do only what they would in production.
@@ -82,6 +82,12 @@ serve({
   },
   /** Commands (round trips) the app has sent to Redis so far. */
   commands: () => sent,
+  /** The CPU time Redis has used so far, in µs (INFO cpu: its user and system time). */
+  async redisCpu() {
+    const info = await inspector.info('cpu');
+    const seconds = (name) => Number(new RegExp(`${name}:([0-9.]+)`).exec(info)?.[1] ?? NaN);
+    return (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1e6;
+  },
   /** Sessions in the store. */
   async count() {
     let n = 0;

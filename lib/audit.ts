@@ -7,19 +7,19 @@
  * session may hold anything), and the hook reads `req.session`, a frozen copy of the data without the cookie
  * and the tokens, in place only while the hook runs, so express-session never sees it to save it.
  */
-import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Request } from 'express';
 import createDebug from 'debug';
 import type { LogoutEvent, RevocationResult } from './types';
 import { describeAppError, settleWithin } from './util/settle';
+import { sha256 } from './util/sha256';
 
 const debug = createDebug('express-polar-logout:audit');
 
 /** First 16 hex characters of SHA-256(session id): enough to correlate events, useless to hijack a session. */
 export function hashSessionId(sessionId: unknown): string | undefined {
   if (typeof sessionId !== 'string' || sessionId === '') return undefined;
-  return createHash('sha256').update(sessionId).digest('hex').slice(0, 16);
+  return sha256(sessionId, 'hex').slice(0, 16);
 }
 
 export interface EventFacts {

@@ -14,7 +14,6 @@
  * writes stay refused: an outage of the tombstone store must not log everybody out, nor let a destroyed
  * session be written back.
  */
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Request } from 'express';
 import type { SessionData, Store } from 'express-session';
@@ -25,6 +24,7 @@ import { createMemoryTombstones, type SessionTombstones } from './tombstones';
 import { integerInRange, isObject, optionalFunction, rejectUnknownKeys } from './validate';
 import { warnOnce } from './warnings';
 import { settleWithin } from './util/settle';
+import { sha256 } from './util/sha256';
 
 const debug = createDebug('express-polar-logout:session-guard');
 
@@ -61,7 +61,7 @@ const GUARD_KEYS = ['ttlMs', 'tombstones', 'onRefused', 'tombstoneTimeoutMs'] as
 
 /** The tombstone key of a session id: SHA-256, base64url. The raw id is never stored. */
 export function tombstoneKey(sessionId: string): string {
-  return createHash('sha256').update(sessionId).digest('base64url');
+  return sha256(sessionId, 'base64url');
 }
 
 /**
@@ -108,11 +108,12 @@ function describeFailure(err: unknown): string {
 
 /**
  * Runs a sync-or-async tombstone call and calls back outside any promise chain, as a callback store would,
- * within `limitMs`: a later answer is ignored. A synchronous call (memory tombstones) starts no timer.
+ * within `limitMs`: a later answer is ignored. A synchronous call (memory tombstones) starts no timer, nor does
+ * a step that bounds itself (`limitMs` undefined: every Redis command of the adapter settles within its bound).
  */
 export function settle<T>(
   step: () => T | PromiseLike<T>,
-  limitMs: number,
+  limitMs: number | undefined,
   callback: (err: unknown, value?: T) => void,
 ): void {
   let value: T | PromiseLike<T>;
@@ -123,6 +124,13 @@ export function settle<T>(
   }
   if (!isPromiseLike<T>(value)) return callback(null, value);
   const running = value;
+  if (limitMs === undefined) {
+    running.then(
+      (result) => process.nextTick(callback, null, result),
+      (err: unknown) => process.nextTick(callback, err ?? new Error('tombstone step failed')),
+    );
+    return;
+  }
   // nextTick: the callback runs outside the promise chain, so a throw in it is not turned into a rejection.
   void settleWithin(() => running, limitMs).then((outcome) => {
     if (outcome.kind === 'done') process.nextTick(callback, null, outcome.value);

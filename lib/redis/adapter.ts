@@ -116,13 +116,22 @@ function sha1(script: string): string {
 }
 
 function withBound<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new RedisUnavailableError(`no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  // One promise and one timer (no race, no finally): this runs on every signed-in request with a registry.
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new RedisUnavailableError(`no answer within ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        // The command's own rejection, passed on as it is: command() turns it into an error of ours.
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+        reject(err);
+      },
+    );
+  });
 }
 
 type Opened = { library: RedisLibrary; client: RawClient };
@@ -300,10 +309,10 @@ export function createRedisAdapter(input: unknown, options: RedisAdapterOptions)
   async function command(args: readonly string[], opts: CommandOptions = {}): Promise<unknown> {
     try {
       client();
-      return await withBound(
-        (connecting ?? Promise.resolve()).then(() => send(args, opts.key, opts.readonly ?? false)),
-        opts.timeoutMs ?? COMMAND_TIMEOUT_MS,
-      );
+      const sent = connecting
+        ? connecting.then(() => send(args, opts.key, opts.readonly ?? false))
+        : send(args, opts.key, opts.readonly ?? false);
+      return await withBound(sent, opts.timeoutMs ?? COMMAND_TIMEOUT_MS);
     } catch (err) {
       const reason = connectionFailure(err);
       if (reason) {
@@ -327,13 +336,15 @@ export function createRedisAdapter(input: unknown, options: RedisAdapterOptions)
   ) {
     let sha = scripts.get(script);
     if (!sha) scripts.set(script, (sha = sha1(script)));
-    const tail = [String(keys.length), ...keys, ...args];
-    const routed = { ...opts, key: opts.key ?? keys[0] };
+    const argv = ['EVALSHA', sha, String(keys.length)];
+    for (const key of keys) argv.push(key);
+    for (const arg of args) argv.push(arg);
+    const routed: CommandOptions = { timeoutMs: opts.timeoutMs, key: opts.key ?? keys[0], readonly: opts.readonly };
     try {
-      return await command(['EVALSHA', sha, ...tail], routed);
+      return await command(argv, routed);
     } catch (err) {
       if (!(err instanceof Error) || !/NOSCRIPT/.test(err.message)) throw err;
-      return command(['EVAL', script, ...tail], routed);
+      return command(['EVAL', script, ...argv.slice(2)], routed);
     }
   }
 

@@ -2,21 +2,17 @@
  * The names the registry gives sessions and users. None reveals what it names: a session's handle and a user's
  * key are hashes, so the index (in Redis, in list()'s answers) holds no user id and hands out no session id.
  */
-import { createHash } from 'node:crypto';
 import { tombstoneKey } from '../session-guard';
+import { sha256 } from '../util/sha256';
 
 /** The opaque id list() gives a session: 128 bits of SHA-256 over a domain tag and the id. */
 export function handleOf(sessionId: string): string {
-  return createHash('sha256')
-    .update('express-polar-logout:handle\0')
-    .update(sessionId)
-    .digest('base64url')
-    .slice(0, 22);
+  return sha256(`express-polar-logout:handle\0${sessionId}`, 'base64url').slice(0, 22);
 }
 
 /** The key of a user's index: a hash, so that user ids (often e-mail addresses) never reach Redis. */
 export function userKeyOf(userId: string): string {
-  return createHash('sha256').update('express-polar-logout:user\0').update(userId).digest('base64url').slice(0, 22);
+  return sha256(`express-polar-logout:user\0${userId}`, 'base64url').slice(0, 22);
 }
 
 /** A user id as userIdOf returned it, or undefined for an anonymous session. */
@@ -38,6 +34,6 @@ export interface SessionRef {
   user: string;
 }
 
-export function sessionRef(sid: string, userId: string): SessionRef {
-  return { sid, tomb: tombstoneKey(sid), handle: handleOf(sid), user: userKeyOf(userId) };
+export function sessionRef(sid: string, userId: string, tomb = tombstoneKey(sid)): SessionRef {
+  return { sid, tomb, handle: handleOf(sid), user: userKeyOf(userId) };
 }

@@ -7,9 +7,20 @@
  * "not before" mark (hash: at, except), KEYS[5] the session's owner (`<user key> <handle>`, for destroy()).
  * Times come from the instance (ARGV), in ms since the epoch.
  */
+import { SEEN_EVERY_MS } from './session-index';
+
 const script = (source: string): string => source;
 
-const PRELUDE = `
+const ENDED = `
+local function ended(markKey, handle, created)
+  local mark = redis.call('HMGET', markKey, 'at', 'except')
+  local at = tonumber(mark[1])
+  if not at or mark[2] == handle then return false end
+  return created == nil or created <= at
+end
+`;
+
+const PRELUDE = `${ENDED}
 local function prune(index, entries, now)
   local gone = redis.call('ZRANGEBYSCORE', index, '-inf', now)
   for _, h in ipairs(gone) do redis.call('HDEL', entries, h, h .. ':c', h .. ':s', h .. ':a') end
@@ -21,12 +32,6 @@ local function prune(index, entries, now)
   else
     redis.call('DEL', index, entries)
   end
-end
-local function ended(markKey, handle, created)
-  local mark = redis.call('HMGET', markKey, 'at', 'except')
-  local at = tonumber(mark[1])
-  if not at or mark[2] == handle then return false end
-  return created == nil or created <= at
 end
 local function write(handle, sid, created, now, expires, owner, ua)
   if sid ~= '' then redis.call('HSET', KEYS[3], handle, sid) end
@@ -61,6 +66,24 @@ if created == nil then
 elseif now - (tonumber(info[2]) or 0) >= tonumber(ARGV[5]) then
   write(handle, '', created, now, tonumber(ARGV[4]), ARGV[6], '')
 end
+return 'ok'
+`);
+
+/**
+ * A read that writes nothing, sent together with the store's own read (keys and arguments need no session data).
+ * KEYS[1] tombstone, KEYS[2] the user's entries, KEYS[3] the mark. ARGV: handle, now. Returns the verdict, or
+ * 'unknown' when CHECK must run instead: the index does not know the session, or its lastSeenAt is due.
+ */
+export const PEEK = script(`${ENDED}
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'destroyed' end
+local handle = ARGV[1]
+local info = redis.call('HMGET', KEYS[2], handle .. ':c', handle .. ':s')
+local created = tonumber(info[1])
+if ended(KEYS[3], handle, created) then
+  if created then return 'ending' end
+  return 'ended'
+end
+if created == nil or tonumber(ARGV[2]) - (tonumber(info[2]) or 0) >= ${SEEN_EVERY_MS} then return 'unknown' end
 return 'ok'
 `);
 

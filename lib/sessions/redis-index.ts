@@ -7,7 +7,7 @@ import type { RedisAdapter } from '../redis';
 import createDebug from 'debug';
 import type { SessionRef } from './keys';
 import type { SessionIdSealer } from './seal';
-import { ADMIT, BURY, CHECK, DROP, ENTRIES, MARK, RECHECK } from './redis-index-scripts';
+import { ADMIT, BURY, CHECK, DROP, ENTRIES, MARK, PEEK, RECHECK } from './redis-index-scripts';
 import { SEEN_EVERY_MS, WRITE_WAIT_MS, type IndexEntry, type SessionIndex, type Verdict } from './session-index';
 
 export interface RedisIndexOptions {
@@ -76,6 +76,7 @@ export function createRedisIndex({ redis, timeoutMs, owned, sealer }: RedisIndex
   }
 
   return {
+    bounded: true,
     async add(tomb, ttlMs) {
       const found = await run(BURY, [tombKey(tomb), ownerKey(tomb)], [ttlMs]);
       if (typeof found !== 'string') return;
@@ -102,6 +103,10 @@ export function createRedisIndex({ redis, timeoutMs, owned, sealer }: RedisIndex
       if (verdict !== 'unknown') return verdict;
       const adopted = await ask(sealer.seal(ref.sid, ref.handle));
       return adopted === 'unknown' ? 'ok' : adopted;
+    },
+    async peek(ref, now) {
+      const [, entries, nbf] = userKeys(ref.user);
+      return verdictOf(await run(PEEK, [tombKey(ref.tomb), entries, nbf], [ref.handle, now]));
     },
     async admit(ref, times, userAgent) {
       const verdict = verdictOf(

@@ -33,10 +33,21 @@ export interface SessionTimes {
 
 export interface SessionIndex extends SessionTombstones {
   /**
+   * True when every call settles or fails on its own within the limits the store would wait (the Redis index:
+   * every command is bounded by the adapter), so that the store starts no timer of its own on a request's path.
+   */
+  readonly bounded?: boolean;
+  /**
    * A read of an indexed session: its verdict; on `ok`, lastSeenAt and the expiry are refreshed (at most once a
    * minute), and a session the index does not know (stored before the registry was installed) is adopted.
    */
   check(ref: SessionRef, times: SessionTimes, userAgent: string | undefined): Verdict | Promise<Verdict>;
+  /**
+   * A read that writes nothing and needs no session data (so it can be sent with the store's read): the verdict,
+   * or 'unknown' when check() must run (a session the index does not know, or whose lastSeenAt is due). Only
+   * indexes that cost a round trip have it.
+   */
+  peek?(ref: SessionRef, now: number): Promise<Verdict | 'unknown'>;
   /** Before a write of an indexed session: its verdict; on `ok` the entry is written (created or refreshed). */
   admit(
     ref: SessionRef,
