@@ -499,6 +499,11 @@ const CPU_ROUTES = [
   { name: 'naive', path: '/naive-logout', warm: 2000 },
   { name: 'bare', path: '/bare-logout', warm: 4000, revokes: false },
 ];
+/** The parallel peers users would pick instead: name, label for the table, route. */
+const PEERS = [
+  ['polar-sdk', `@polar-sh/sdk ${versionOf('@polar-sh/sdk')}`, '/sdk-logout'],
+  ['openid-client', `openid-client ${versionOf('openid-client')}`, '/openid-logout'],
+];
 const routeChecks = (route) => (route.revokes === false ? { expectCalls: 0, expectRevoked: false } : {});
 
 /** The installed version of a peer, for the table (openid-client does not export its package.json). */
@@ -600,6 +605,19 @@ async function cpuBound(ctx, warm) {
     b: { name: 'ours', path: '/logout', amount: sized(2000, 300) },
   });
   const pairs = pairRounds.map((r) => r.ratio);
+  // Against the peers, logouts per second of the app's CPU (the inverse ratio of CPU per logout): the thing a
+  // client controls (throughput at this load also depends on how the stand-in and the load generator share the
+  // cores with the app). Run together like ours / reference: sequential rounds of these read 0.99 and 1.37 for
+  // openid-client in two quiet runs. togetherRounds' ratio is b's CPU per logout over a's: ours / peer per CPU-second.
+  const peerRounds = {};
+  for (const [name, , path] of PEERS) {
+    peerRounds[name] = await togetherRounds(ctx, {
+      label: `cpu together, ${name}`,
+      rounds: sized(6, 2),
+      a: { name: 'ours', path: '/logout', amount: sized(1500, 300) },
+      b: { name, path, amount: sized(1500, 300) },
+    });
+  }
   figureEnd(load);
   const med = (f) => median(rounds.map(f));
   const cpu = (name) => med((r) => r[name].appCpuPerLogoutMs);
@@ -630,23 +648,24 @@ async function cpuBound(ctx, warm) {
     load,
     values: { ratio: vsReference, pairs },
   });
-  // Against the peers, logouts per second of the app's CPU (the inverse ratio of CPU per logout): the
-  // thing a client controls. Throughput at this load also depends on how the stand-in and the load
-  // generator share the machine's cores with the app.
-  for (const [name, label] of [
-    ['polar-sdk', `@polar-sh/sdk ${versionOf('@polar-sh/sdk')}`],
-    ['openid-client', `openid-client ${versionOf('openid-client')}`],
-  ]) {
-    const ratio = med((r) => r[name].appCpuPerLogoutMs / r.ours.appCpuPerLogoutMs);
+  for (const [name, label] of PEERS) {
+    const mid = middle(peerRounds[name]);
     row(ctx, {
       id: `3b.${name}`,
-      figure: `    logouts per CPU-second, ours / ${label}`,
-      ours: ratio.toFixed(2),
-      other: `${label.split(' ')[0]} ${cpu(name).toFixed(3)} ms (${rate(name).toFixed(0)}/s)`,
+      figure: `    logouts per CPU-second, ours / ${label}, run together, median of ${peerRounds[name].length}`,
+      ours: mid.ratio.toFixed(2),
+      other: `${label.split(' ')[0]} ${mid.b.appCpuPerLogoutMs.toFixed(3)} vs ${mid.a.appCpuPerLogoutMs.toFixed(3)} ms`,
       target: '>= 1.0',
-      pass: ratio >= 1.0,
+      pass: mid.ratio >= 1.0,
       load,
-      values: { ratio, cpuMsPerLogout: cpu(name), rate: rate(name) },
+      values: {
+        ratio: mid.ratio,
+        rounds: peerRounds[name].map((r) => r.ratio),
+        cpuMsPerLogout: mid.b.appCpuPerLogoutMs,
+        oursCpuMsPerLogout: mid.a.appCpuPerLogoutMs,
+        sequentialCpuMsPerLogout: cpu(name),
+        sequentialRate: rate(name),
+      },
     });
   }
   const vsBare = (name) => med((r) => r[name].rate / r.bare.rate);

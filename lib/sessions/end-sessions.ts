@@ -3,7 +3,12 @@
  * index and destroyed; its tokens are revoked at Polar in parallel within the logout's time and the shared rate
  * budget, and what cannot go now is handed to the outbox. Sessions whose data no longer names the user (the index
  * met a stale entry) are only removed from the index.
+ *
+ * `timeoutMs` is one budget for the whole fan-out, not one per session: a user with many sessions, or a slow store,
+ * must not stretch a logout to several budgets. A session read once it has run out starts no call to Polar; its
+ * tokens count as TIMEOUT and go to the outbox at once.
  */
+import { performance } from 'node:perf_hooks';
 import createDebug from 'debug';
 import { createFailureHandoff, type FailureHandoff } from '../handoff';
 import type { InnerStore } from '../session-guard';
@@ -72,32 +77,41 @@ export async function forEachLimited<T>(
 
 const NONE: TokenOutcome = { status: 'absent', attempts: 0, durationMs: 0 };
 
-/** Revokes one session's tokens (or queues them, without a revoker); never rejects. */
+/** Both tokens failed with `code`, nothing sent. */
+function notSent(tokens: NormalisedTokens, code: 'NETWORK_ERROR' | 'TIMEOUT'): RevocationResult {
+  const failed = (): TokenOutcome => ({ status: 'failed', attempts: 0, durationMs: 0, error: { code } });
+  return {
+    accessToken: tokens.accessToken ? failed() : { ...NONE },
+    refreshToken: tokens.refreshToken ? failed() : { ...NONE },
+  };
+}
+
+/**
+ * Revokes one session's tokens (or queues them, without a revoker) within what is left until `deadline`
+ * (performance.now() time; undefined: the revoker's own budget per call); never rejects.
+ */
 async function revokeSession(
   tokens: NormalisedTokens,
   settings: EndSettings,
   handOff: FailureHandoff | undefined,
+  deadline: number | undefined,
 ): Promise<RevocationResult> {
-  const { revoker, outbox, timeoutMs, signal } = settings;
+  const { revoker, outbox, signal } = settings;
   if (revoker) {
+    const left = deadline === undefined ? undefined : Math.floor(deadline - performance.now());
     let result: RevocationResult;
-    try {
-      result = await revoker.revoke(tokens, {
-        ...(signal && { signal }),
-        ...(timeoutMs !== undefined && { timeoutMs }),
-      });
-    } catch (err) {
-      debug('the revoker rejected: %s', err instanceof Error ? err.name : typeof err);
-      const failed = (): TokenOutcome => ({
-        status: 'failed',
-        attempts: 0,
-        durationMs: 0,
-        error: { code: 'NETWORK_ERROR' },
-      });
-      result = {
-        accessToken: tokens.accessToken ? failed() : { ...NONE },
-        refreshToken: tokens.refreshToken ? failed() : { ...NONE },
-      };
+    if (left !== undefined && left < 1) {
+      result = notSent(tokens, 'TIMEOUT');
+    } else {
+      try {
+        result = await revoker.revoke(tokens, {
+          ...(signal && { signal }),
+          ...(left !== undefined && { timeoutMs: left }),
+        });
+      } catch (err) {
+        debug('the revoker rejected: %s', err instanceof Error ? err.name : typeof err);
+        result = notSent(tokens, 'NETWORK_ERROR');
+      }
     }
     if (handOff) await handOff(tokens, result);
     return result;
@@ -129,6 +143,7 @@ export async function endSessions(
 ): Promise<SessionsLogoutSummary> {
   const summary = emptySummary();
   const revocations: Promise<void>[] = [];
+  const deadline = settings.timeoutMs === undefined ? undefined : performance.now() + settings.timeoutMs;
   // With a revoker, failures that may pass go to the outbox; one hand-over for every session of this call.
   const handOff =
     settings.revoker && settings.outbox
@@ -171,7 +186,7 @@ export async function endSessions(
     }
     if (tokens.accessToken !== undefined || tokens.refreshToken !== undefined) {
       revocations.push(
-        revokeSession(tokens, settings, handOff).then((result) => {
+        revokeSession(tokens, settings, handOff, deadline).then((result) => {
           countOutcome(summary, result.accessToken);
           countOutcome(summary, result.refreshToken);
         }),

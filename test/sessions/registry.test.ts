@@ -275,6 +275,42 @@ function suite(kind: Kind): void {
       }
     });
 
+    it('timeoutMs is one budget for the whole fan-out: sessions read after it send nothing to Polar', async () => {
+      const user = newUser();
+      // More sessions than are ended at once (64): the store is read in three waves.
+      const browsers: Browser[] = [];
+      for (let i = 0; i < 130; i += 1) browsers.push(await signIn(user));
+      // A slow store: every read takes 150 ms, so the third wave is read at 300 ms or later, after the budget.
+      const get = s.inner.get.bind(s.inner);
+      s.inner.get = (sid, callback) => void setTimeout(() => get(sid, callback), 150);
+      fake.fail({ type: 'hang' });
+      const outbox = lib.createRevocationOutbox({
+        ...polar(),
+        timeoutMs: 1000,
+        backoff: { initialDelayMs: 60_000, maxDelayMs: 60_000 },
+      });
+      try {
+        const sentBefore = fake.calls.length;
+        const summary = await s.registry.logoutUser(user, { revoker, outbox, timeoutMs: 250 });
+        s.inner.get = get;
+        // Tokens of the last wave never reached Polar (with a budget per session, all 260 did): at most the first
+        // two waves' 256 were sent, and far fewer on a machine where a wave takes longer than its 150 ms.
+        const sent = new Set(fake.calls.slice(sentBefore).map((call) => call.token));
+        expect(sent.size).toBeGreaterThan(0);
+        expect(sent.size).toBeLessThanOrEqual(256);
+        const lastWave = browsers.filter((b) => !sent.has(b.tokens.accessToken) && !sent.has(b.tokens.refreshToken));
+        expect(lastWave.length).toBeGreaterThanOrEqual(2);
+        // Every session ended all the same, and every token queued: none could be revoked (Polar hangs).
+        expect(summary).toEqual({ sessions: 130, revoked: 0, queued: 260, failed: 0 });
+        for (const b of [...browsers.slice(0, 2), ...lastWave.slice(0, 2)]) expect(await signedIn(b)).toBe(false);
+        expect(await s.registry.list(user)).toEqual([]);
+      } finally {
+        s.inner.get = get;
+        fake.heal();
+        await outbox.close();
+      }
+    });
+
     it('logoutUser() with Polar down and no outbox: sessions ended, tokens counted as failed', async () => {
       const user = newUser();
       const browsers = [await signIn(user), await signIn(user)];
