@@ -52,9 +52,9 @@ describeWithRedis('the session registry on a 3-master Redis Cluster', () => {
     owner = await connectNodeRedis(`redis://127.0.0.1:${ownerPort}`);
   }, 60_000);
   afterAll(async () => {
-    revoker?.close();
-    await owner?.close();
-    await Promise.all([cluster?.stop(), fake?.close()]);
+    revoker.close();
+    await owner.close();
+    await Promise.all([cluster.stop(), fake.close()]);
   });
 
   describe.each(LIBRARIES)('with a $name cluster client', (library) => {

@@ -29,7 +29,6 @@ declare module 'express-session' {
   interface SessionData {
     accessToken?: unknown;
     refreshToken?: unknown;
-    user?: { id: string };
   }
 }
 
