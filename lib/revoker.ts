@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Axios, type AxiosResponse } from 'axios';
 import createDebug from 'debug';
 import { PolarLogoutError } from './errors';
+import { DEFAULT_PREFIX } from './redis/keys';
 import { resolveRevokerConfig, type RevokerConfig } from './options';
 import {
   createRateBudget,
@@ -350,7 +351,9 @@ function resolveCallOptions(options: RevokeCallOptions, config: RevokerConfig): 
 
 /**
  * The budget for this client's Polar host: shared through Redis when one is configured (one key per host, since
- * Polar counts the caller's address whatever the client), else this process's.
+ * Polar counts the caller's address whatever the client), else this process's. The key is under the default
+ * prefix whatever prefix the adapter has (an outbox's own): every part of every app on that Redis calling that
+ * host must draw from the same budget. One key per script, so it needs no hash tag of its own on a cluster.
  */
 function rateBudgetFor(config: RevokerConfig, shape: BucketShape): RateBudget {
   const host = new URL(config.revokeUrl).host;
@@ -359,7 +362,7 @@ function rateBudgetFor(config: RevokerConfig, shape: BucketShape): RateBudget {
   const evaluate: RedisEval = (script, keys, args) =>
     // Bounded by the longest wait a caller accepts (the drain's); take() bounds each live call more tightly.
     redis.eval(script, keys, args, { timeoutMs: DRAIN_STORE_BOUND_MS });
-  return createRateBudget(shape, host, createRedisBucket(evaluate, redis.key(`budget:${host}`), shape));
+  return createRateBudget(shape, host, createRedisBucket(evaluate, `${DEFAULT_PREFIX}:budget:${host}`, shape));
 }
 
 /** Builds a revoker from an already validated config (polarLogout and the outbox validate their own options). */
