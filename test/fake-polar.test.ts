@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { createPolarRevoker } from '../lib';
 import { startFakePolar, type FakePolar } from '../lib/testing';
 
@@ -239,6 +240,52 @@ describe('rateLimit: Polar’s per-IP limit', () => {
       const refused = await post();
       expect(refused.status).toBe(429);
       expect(refused.headers.get('retry-after')).toBeNull();
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it('counts each client IP on its own, as Polar does: another address has its own window', async () => {
+    const fake = await startFakePolar({ rateLimit: { requests: 2, perMs: 60_000 } });
+    /** A revocation over a fresh connection from `from` (Linux routes all of 127.0.0.0/8 to loopback). */
+    const postFrom = (from: string, token: string): Promise<{ status: number; retryAfter: string | undefined }> =>
+      new Promise((resolve, reject) => {
+        const body = `token=${token}&token_type_hint=refresh_token&client_id=${fake.clientId}&client_secret=${fake.clientSecret}`;
+        const req = http.request(
+          `${fake.url}/v1/oauth2/revoke`,
+          {
+            method: 'POST',
+            localAddress: from,
+            agent: false,
+            headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Content-Length': Buffer.byteLength(body) },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => {
+              const retryAfter = res.headers['retry-after'];
+              resolve({ status: res.statusCode ?? 0, retryAfter });
+            });
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      const pairs = Array.from({ length: 5 }, () => fake.issueTokens());
+      const fromFirst: number[] = [];
+      for (const pair of pairs.slice(0, 3)) fromFirst.push((await postFrom('127.0.0.1', pair.refreshToken)).status);
+      expect(fromFirst).toEqual([200, 200, 429]);
+      expect(fake.rejected429).toBe(1);
+      expect(fake.isActive(pairs[2]!.refreshToken)).toBe(true); // refused, so not revoked
+
+      // Another address, in the same second: its own window, so Polar lets it through and revokes.
+      expect(await postFrom('127.0.0.2', pairs[3]!.refreshToken)).toEqual({ status: 200, retryAfter: undefined });
+      expect(fake.isActive(pairs[3]!.refreshToken)).toBe(false);
+      expect(fake.rejected429).toBe(1);
+      // And the first address is still refused: the second one's call did not reset or use its window.
+      expect(await postFrom('127.0.0.1', pairs[4]!.refreshToken)).toMatchObject({ status: 429 });
+      expect(fake.rejected429).toBe(2);
+      expect(fake.calls.map((c) => c.result)).toEqual([200, 200, 429, 200, 429]);
     } finally {
       await fake.close();
     }
