@@ -18,6 +18,17 @@ local function ended(markKey, handle, created)
   if not at or mark[2] == handle then return false end
   return created == nil or created <= at
 end
+-- A read's refusal ('destroyed', 'ending', 'ended') or nil, then the entry's created and last seen times (or nil).
+local function refusal(tomb, entries, markKey, handle)
+  if redis.call('EXISTS', tomb) == 1 then return 'destroyed' end
+  local info = redis.call('HMGET', entries, handle .. ':c', handle .. ':s')
+  local created = tonumber(info[1])
+  if ended(markKey, handle, created) then
+    if created then return 'ending' end
+    return 'ended'
+  end
+  return nil, created, tonumber(info[2])
+end
 `;
 
 const PRELUDE = `${ENDED}
@@ -51,19 +62,14 @@ end
  * 'unknown' for a session the index does not know when no sid was given (the caller seals it and asks again).
  */
 export const CHECK = script(`${PRELUDE}
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'destroyed' end
 local handle = ARGV[1]
 local now = tonumber(ARGV[3])
-local info = redis.call('HMGET', KEYS[3], handle .. ':c', handle .. ':s')
-local created = tonumber(info[1])
-if ended(KEYS[4], handle, created) then
-  if created then return 'ending' end
-  return 'ended'
-end
+local refused, created, seen = refusal(KEYS[1], KEYS[3], KEYS[4], handle)
+if refused then return refused end
 if created == nil then
   if ARGV[2] == '' then return 'unknown' end
   write(handle, ARGV[2], now, now, tonumber(ARGV[4]), ARGV[6], ARGV[7])
-elseif now - (tonumber(info[2]) or 0) >= tonumber(ARGV[5]) then
+elseif now - (seen or 0) >= tonumber(ARGV[5]) then
   write(handle, '', created, now, tonumber(ARGV[4]), ARGV[6], '')
 end
 return 'ok'
@@ -75,15 +81,9 @@ return 'ok'
  * 'unknown' when CHECK must run instead: the index does not know the session, or its lastSeenAt is due.
  */
 export const PEEK = script(`${ENDED}
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'destroyed' end
-local handle = ARGV[1]
-local info = redis.call('HMGET', KEYS[2], handle .. ':c', handle .. ':s')
-local created = tonumber(info[1])
-if ended(KEYS[3], handle, created) then
-  if created then return 'ending' end
-  return 'ended'
-end
-if created == nil or tonumber(ARGV[2]) - (tonumber(info[2]) or 0) >= ${SEEN_EVERY_MS} then return 'unknown' end
+local refused, created, seen = refusal(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+if refused then return refused end
+if created == nil or tonumber(ARGV[2]) - (seen or 0) >= ${SEEN_EVERY_MS} then return 'unknown' end
 return 'ok'
 `);
 
