@@ -3,6 +3,7 @@
  * and in a real Redis shared by two clients), the drain stops at the reserve yet uses the whole refill when
  * alone, a 429 pauses every sharer, and a Redis that does not answer never holds a caller beyond its bound.
  */
+import { createRedisAdapter } from '../../lib/redis';
 import {
   bucketShape,
   createMemoryBucket,
@@ -129,8 +130,10 @@ describeWithRedis('Redis bucket', () => {
   it('a pause through one budget holds every other budget on the same Redis', async () => {
     const shape = bucketShape(600, 1000);
     const key = '{polar-logout}:budget:test-pause';
-    const a = createRateBudget(shape, 'polar.test', createRedisBucket(sendOf(await client()), key, shape));
-    const b = createRateBudget(shape, 'polar.test', createRedisBucket(sendOf(await client()), key, shape));
+    // Two hosts' names for one key: each budget has a process bucket of its own, as two processes would, so that
+    // only Redis can carry the pause from one to the other.
+    const a = createRateBudget(shape, 'polar.test.a', createRedisBucket(sendOf(await client()), key, shape));
+    const b = createRateBudget(shape, 'polar.test.b', createRedisBucket(sendOf(await client()), key, shape));
     a.pause(400);
     await new Promise((r) => setTimeout(r, 50));
     const refused = await b.take(1, 'live');
@@ -138,6 +141,26 @@ describeWithRedis('Redis bucket', () => {
     expect(refused.retryInMs).toBeGreaterThan(250);
     await new Promise((r) => setTimeout(r, refused.retryInMs + 50));
     expect((await b.take(1, 'live')).granted).toBe(1);
+  });
+
+  it('a 429 pauses its own process at once, before the pause has reached Redis', async () => {
+    const c = await client();
+    // A Redis that has not seen the pause script yet: the adapter's EVALSHA meets NOSCRIPT and sends EVAL after it,
+    // behind a take already on the wire (CI saw ten calls slip through a pause that way).
+    await c.scriptFlush();
+    const adapter = createRedisAdapter(c, { feature: 'a test' });
+    const evaluate: RedisEval = (script, keys, args) => adapter.eval(script, keys, args);
+    const shape = bucketShape(600, 1000);
+    const budget = createRateBudget(
+      shape,
+      'polar.test.first-pause',
+      createRedisBucket(evaluate, '{polar-logout}:budget:test-first-pause', shape),
+    );
+    expect((await budget.take(1, 'live')).granted).toBe(1);
+    budget.pause(2000);
+    const next = await budget.take(1, 'live');
+    expect(next.granted).toBe(0);
+    expect(next.retryInMs).toBeGreaterThan(1500);
   });
 
   it('without Retry-After, repeated 429s back off longer each time', async () => {
