@@ -11,7 +11,8 @@ import { SEEN_EVERY_MS } from './session-index';
 
 const script = (source: string): string => source;
 
-const ENDED = `
+/** A read's refusal: tombstone, entry times and the "not before" mark, shared by CHECK and PEEK. */
+const REFUSAL = `
 local function ended(markKey, handle, created)
   local mark = redis.call('HMGET', markKey, 'at', 'except')
   local at = tonumber(mark[1])
@@ -31,7 +32,7 @@ local function refusal(tomb, entries, markKey, handle)
 end
 `;
 
-const PRELUDE = `${ENDED}
+const PRELUDE = `${REFUSAL}
 local function prune(index, entries, now)
   local gone = redis.call('ZRANGEBYSCORE', index, '-inf', now)
   for _, h in ipairs(gone) do redis.call('HDEL', entries, h, h .. ':c', h .. ':s', h .. ':a') end
@@ -58,8 +59,9 @@ end
 `;
 
 /**
- * A read. ARGV: handle, sid ('' to ask first), now, expires, seenEveryMs, owner, userAgent. Returns the verdict, or
- * 'unknown' for a session the index does not know when no sid was given (the caller seals it and asks again).
+ * A read. ARGV: handle, sid ('' to ask first), now, expires, owner, userAgent. Returns the verdict, or 'unknown' for
+ * a session the index does not know when no sid was given (the caller seals it and asks again). lastSeenAt is
+ * written at most every SEEN_EVERY_MS, as PEEK assumes.
  */
 export const CHECK = script(`${PRELUDE}
 local handle = ARGV[1]
@@ -68,9 +70,9 @@ local refused, created, seen = refusal(KEYS[1], KEYS[3], KEYS[4], handle)
 if refused then return refused end
 if created == nil then
   if ARGV[2] == '' then return 'unknown' end
-  write(handle, ARGV[2], now, now, tonumber(ARGV[4]), ARGV[6], ARGV[7])
-elseif now - (seen or 0) >= tonumber(ARGV[5]) then
-  write(handle, '', created, now, tonumber(ARGV[4]), ARGV[6], '')
+  write(handle, ARGV[2], now, now, tonumber(ARGV[4]), ARGV[5], ARGV[6])
+elseif now - (seen or 0) >= ${SEEN_EVERY_MS} then
+  write(handle, '', created, now, tonumber(ARGV[4]), ARGV[5], '')
 end
 return 'ok'
 `);
@@ -80,7 +82,7 @@ return 'ok'
  * KEYS[1] tombstone, KEYS[2] the user's entries, KEYS[3] the mark. ARGV: handle, now. Returns the verdict, or
  * 'unknown' when CHECK must run instead: the index does not know the session, or its lastSeenAt is due.
  */
-export const PEEK = script(`${ENDED}
+export const PEEK = script(`${REFUSAL}
 local refused, created, seen = refusal(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
 if refused then return refused end
 if created == nil or tonumber(ARGV[2]) - (seen or 0) >= ${SEEN_EVERY_MS} then return 'unknown' end

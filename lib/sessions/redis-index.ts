@@ -8,7 +8,7 @@ import createDebug from 'debug';
 import type { SessionRef } from './keys';
 import type { SessionIdSealer } from './seal';
 import { ADMIT, BURY, CHECK, DROP, ENTRIES, MARK, PEEK, RECHECK } from './redis-index-scripts';
-import { SEEN_EVERY_MS, WRITE_WAIT_MS, type IndexEntry, type SessionIndex, type Verdict } from './session-index';
+import { WRITE_WAIT_MS, type IndexEntry, type SessionIndex, type Verdict } from './session-index';
 
 export interface RedisIndexOptions {
   redis: RedisAdapter;
@@ -89,15 +89,7 @@ export function createRedisIndex({ redis, timeoutMs, owned, sealer }: RedisIndex
       // The session id is sealed (and sent) only for a session the index does not know yet: reads stay cheap.
       const ask = async (sid: string): Promise<Verdict | 'unknown'> =>
         verdictOf(
-          await run(CHECK, keysOf(ref), [
-            ref.handle,
-            sid,
-            times.now,
-            times.expiresAt,
-            SEEN_EVERY_MS,
-            owner(ref),
-            userAgent ?? '',
-          ]),
+          await run(CHECK, keysOf(ref), [ref.handle, sid, times.now, times.expiresAt, owner(ref), userAgent ?? '']),
         );
       const verdict = await ask('');
       if (verdict !== 'unknown') return verdict;

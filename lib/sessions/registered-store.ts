@@ -59,6 +59,8 @@ type Peeked = { error: unknown; verdict?: undefined } | { error?: undefined; ver
 
 export class RegisteredStore extends GuardedStore {
   private readonly recent = new RecentSessions(RECENT_SESSIONS);
+  /** The index's read that needs no session data (the Redis index's), bound once; undefined: reads check in turn. */
+  private readonly peekIndex: SessionIndex['peek'];
 
   constructor(
     inner: InnerStore,
@@ -69,6 +71,7 @@ export class RegisteredStore extends GuardedStore {
     private readonly settings: RegisteredStoreSettings,
   ) {
     super(inner, tombstoneTtlMs, index, onRefused, timeoutMs);
+    this.peekIndex = index.peek?.bind(index);
     // express-session sets store.generate(req) for new sessions: the request's start is stamped first.
     let generate: ((req: Request) => void) | undefined;
     Object.defineProperty(this, 'generate', {
@@ -135,8 +138,7 @@ export class RegisteredStore extends GuardedStore {
   }
 
   /** The index's read-only verdict, never rejecting (the Redis index bounds every call in time). */
-  private peek(ref: SessionRef): Promise<Peeked> {
-    const asked = this.index.peek?.(ref, Date.now()) ?? Promise.resolve('unknown' as const);
+  private static peeked(asked: Promise<Verdict | 'unknown'>): Promise<Peeked> {
     return asked.then(
       (verdict): Peeked => ({ verdict }),
       (error: unknown): Peeked => ({ error: error ?? new Error('session index read failed') }),
@@ -145,11 +147,11 @@ export class RegisteredStore extends GuardedStore {
 
   override get(sid: string, callback: (err: unknown, session?: SessionData | null) => void): void {
     const tomb = tombstoneKey(sid);
-    const known = this.index.peek ? this.recent.get(tomb) : undefined;
+    const known = this.peekIndex ? this.recent.get(tomb) : undefined;
     // A session this process has checked before: the index is asked now, together with the store (one round trip
     // for both), and the answer is used once the data confirms the user.
     const knownRef = known && { sid, tomb, handle: known.handle, user: known.user };
-    const early = knownRef ? this.peek(knownRef) : undefined;
+    const early = knownRef && this.peekIndex && RegisteredStore.peeked(this.peekIndex(knownRef, Date.now()));
     this.inner.get(sid, (err: unknown, data?: SessionData | null) => {
       if (err) return callback(err);
       if (!data) return callback(null, null);
@@ -173,7 +175,7 @@ export class RegisteredStore extends GuardedStore {
       const stored = data as unknown as StoredSession;
       if (userId === undefined) {
         this.isDestroyed(sid, (checkErr, destroyed) => decide(checkErr, destroyed ? 'destroyed' : 'ok'));
-      } else if (early && knownRef && known.userId === userId) {
+      } else if (early && known.userId === userId) {
         void early.then((peeked) => {
           // 'unknown': the index does not know it (any more), or its lastSeenAt is due: the full check writes.
           if (peeked.verdict === 'unknown') this.verdictFor(knownRef, stored, decide);
