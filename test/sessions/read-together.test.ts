@@ -203,8 +203,10 @@ describeWithRedis('reads of a known session ask the index with the store (connec
     while (owner && !Object.prototype.hasOwnProperty.call(owner, 'sendCommand')) owner = Object.getPrototypeOf(owner);
     const holder = owner as { sendCommand: (...args: unknown[]) => Promise<unknown> };
     const original = holder.sendCommand;
+    const scripts: string[] = [];
     holder.sendCommand = function (this: unknown, ...args: unknown[]) {
       const argv = args.find(Array.isArray) as string[];
+      if (argv[0] === 'EVALSHA' || argv[0] === 'EVAL') scripts.push(argv[0] === 'EVAL' ? 'EVAL' : argv[1]!);
       if (argv[0] === 'EVALSHA' && argv[1] === sha1(PEEK)) return Promise.reject(new Error('ERR refused by the test'));
       return original.apply(this, args);
     };
@@ -216,5 +218,7 @@ describeWithRedis('reads of a known session ask the index with the store (connec
       process.off('unhandledRejection', onRejection);
     }
     expect(rejections).toEqual([]);
+    // Failed open on the early answer itself: the read was not checked a second time.
+    expect(scripts).toEqual([sha1(PEEK)]);
   });
 });
